@@ -53,4 +53,6 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 # VapourSynth headers without a second, isolated download.
 "${PIP[@]}" install -q "vapoursynth>=73"
 "${PIP[@]}" install -q --no-build-isolation ".[dev]"
+# vspipe embeds the Python named in the user's VapourSynth config; point it at this venv.
+"$VENV/bin/vapoursynth" config >/dev/null
 "$VENV/bin/python" -c "import vssavsr, training; print('setup: vssavsr', vssavsr.__version__, 'ready in $VENV')"

@@ -1,0 +1,142 @@
+"""Tiling: exact geometry, frame-wide global means, and tiled == untiled on real content."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vssavsr.engine import tiling
+from vssavsr.model.upsampler import make_hr_grid, sample_lr
+
+
+def _local_fn(depth=4, seed=0, global_mean=False):
+    """A small local network (receptive field `depth` LR px) + the model's HR sampling and an HR conv."""
+    g = torch.Generator().manual_seed(seed)
+    k = torch.randn(depth, 3, 3, 3, 3, generator=g) * 0.3
+    hr = torch.randn(3, 3, 3, 3, generator=g) * 0.2
+
+    def fn(frames, out_size, scale, offset):
+        x = frames[:, 3]
+        for i in range(depth):
+            x = torch.tanh(F.conv2d(x, k[i], padding=1))
+            if global_mean:
+                x = x * torch.sigmoid(8 * x.mean(dim=(2, 3), keepdim=True))
+        y = sample_lr(x, make_hr_grid(out_size, scale, offset, x.device), padding_mode="border")
+        return y + F.conv2d(y, hr, padding=1)
+
+    return fn
+
+
+@pytest.mark.parametrize(
+    "size,out_size,scale,offset",
+    [
+        ((61, 83), (122, 166), (2.0, 2.0), (0.0, 0.0)),
+        ((61, 83), (150, 200), (150 / 61, 200 / 83), (0.0, 0.0)),
+        ((61, 83), (100, 130), (2.3, 1.7), (3.2, -1.4)),
+        ((40, 52), (37, 61), (37 / 40, 61 / 52), (0.25, 0.0)),
+    ],
+)
+@pytest.mark.parametrize("tile,pad", [(40, 8), (30, 6), ((48, 20), 6)])
+def test_geometry_is_exact(size, out_size, scale, offset, tile, pad):
+    fn = _local_fn()
+    x = torch.rand(2, 7, 3, *size, generator=torch.Generator().manual_seed(1))
+    ref = fn(x, out_size, scale, offset)
+    tiles = tiling.plan_tiles(size, out_size, scale, offset, tile, pad)
+    assert len(tiles) > 1
+    out = tiling.tiled_forward(fn, x, out_size, scale, offset, tile, pad)
+    assert out.shape == ref.shape
+    assert (out - ref).abs().max().item() < 1e-4
+
+
+def test_tiles_respect_the_size_cover_everything_once_and_align():
+    size, out_size, scale = (137, 251), (300, 555), (300 / 137, 555 / 251)
+    tiles = tiling.plan_tiles(size, out_size, scale, (0.0, 0.0), (64, 96), 12)
+    cover = np.zeros(out_size, dtype=int)
+    for t in tiles:
+        y0, y1, x0, x1 = t.lr_box
+        assert y1 - y0 <= 64 and x1 - x0 <= 96
+        assert y0 % tiling.ALIGN == 0 and x0 % tiling.ALIGN == 0
+        i0, i1, j0, j1 = t.hr_box
+        cover[i0:i1, j0:j1] += 1
+    assert (cover == 1).all()
+
+
+def test_tile_too_small_for_the_overlap_is_refused():
+    with pytest.raises(ValueError, match="tile"):
+        tiling.check_tile(20, 16)
+    tiling.check_tile(48, 16)
+
+
+def test_statistics_passes_make_global_means_frame_wide():
+    fn = _local_fn(depth=3, global_mean=True)
+    x = torch.rand(1, 7, 3, 64, 96, generator=torch.Generator().manual_seed(2))
+    x[..., :, :40] *= 0.2  # very different content in different tiles
+    ref = fn(x, (128, 192), (2.0, 2.0), (0.0, 0.0))
+    errs = []
+    for passes in (0, 1, 3):
+        out = tiling.tiled_forward(fn, x, (128, 192), (2.0, 2.0), (0.0, 0.0), 40, 8, stat_passes=passes)
+        errs.append((out - ref).abs().max().item())
+    assert errs[0] > 0.01  # tile-local means are visibly wrong
+    assert errs[2] < 1e-3 and errs[1] < errs[0]
+
+
+# -- the real network on real frames ------------------------------------------------------
+
+
+def _vid4_window(shared_data, h, w):
+    from PIL import Image
+
+    frames = []
+    for i in range(1, 8):
+        im = Image.open(shared_data / "vid4" / "calendar" / f"{i:02d}.png").convert("RGB")
+        im = im.resize((w, h), Image.BICUBIC)
+        frames.append(torch.from_numpy(np.array(im)).permute(2, 0, 1).float() / 255)
+    return torch.stack(frames)[None]
+
+
+def _net(cfg):
+    from vssavsr.model import SAVSR
+
+    torch.manual_seed(0)
+    return SAVSR(cfg).eval().fuse_for_inference()
+
+
+@pytest.mark.parametrize("which", ["tiny", "savsr-s"])
+def test_tiled_equals_untiled_on_real_content(which, tiny_config, shared_data):
+    from vssavsr.model import NAMED_CONFIGS
+
+    net = _net(tiny_config if which == "tiny" else NAMED_CONFIGS["savsr-s"])
+    x = _vid4_window(shared_data, 64, 96)
+    fn = lambda f, o, s, off: net(f, out_size=o, scale=s, offset=off)  # noqa: E731
+    with torch.inference_mode():
+        for out_size in ((128, 192), (150, 171)) if which == "tiny" else ((150, 171),):
+            scale = (out_size[0] / 64, out_size[1] / 96)
+            ref = fn(x, out_size, scale, (0.0, 0.0))
+            tiles = tiling.plan_tiles((64, 96), out_size, scale, (0.0, 0.0), 48, tiling.DEFAULT_PAD)
+            assert len(tiles) >= 4
+            out = tiling.tiled_forward(fn, x, out_size, scale, (0.0, 0.0), 48, tiling.DEFAULT_PAD)
+            err = (out.clamp(0, 1) - ref.clamp(0, 1)).abs().max().item()
+            assert err <= 1 / 255, f"{which} {out_size}: seams {err * 255:.3f}/255"
+
+
+@pytest.mark.slow
+def test_tiled_equals_untiled_with_the_shipped_weights(shared_data):
+    """Trained weights can have a wider effective receptive field and stronger global attention than
+    random ones: check the default overlap (and statistics pass) with what users will run."""
+    from vssavsr.engine.runner import weights_dir
+    from vssavsr.model import load_checkpoint
+
+    path = weights_dir() / "savsr-s.safetensors"
+    if not path.is_file():
+        pytest.skip(f"no shipped weights at {path}")
+    net, _ = load_checkpoint(path)
+    net = net.eval().fuse_for_inference()
+    x = _vid4_window(shared_data, 96, 128)
+    fn = lambda f, o, s, off: net(f, out_size=o, scale=s, offset=off)  # noqa: E731
+    with torch.inference_mode():
+        ref = fn(x, (192, 256), (2.0, 2.0), (0.0, 0.0))
+        out = tiling.tiled_forward(fn, x, (192, 256), (2.0, 2.0), (0.0, 0.0), 64, tiling.DEFAULT_PAD)
+    err = (out.clamp(0, 1) - ref.clamp(0, 1)).abs().max().item()
+    assert err <= 1 / 255, f"seams {err * 255:.3f}/255 with tile_pad={tiling.DEFAULT_PAD}"
