@@ -79,8 +79,15 @@ def save_checkpoint(
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=header)
+    os.chmod(tmp, 0o666 & ~_umask())  # safetensors writes 0600; a shared checkpoint should be readable
     os.replace(tmp, path)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _read_header(path: Path) -> dict[str, Any]:
