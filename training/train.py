@@ -50,18 +50,16 @@ STATE_VERSION = 1
 def model_config(model_cfg: dict | None):
     """The ``SAVSRConfig`` a config's ``model`` section names: ``name`` (a key of NAMED_CONFIGS or 'savsr' for
     the published default) plus ``overrides`` (SAVSRConfig fields)."""
-    from vssavsr.model import NAMED_CONFIGS, SAVSRConfig
+    from vssavsr.model import SAVSRConfig, resolve_config
 
     model_cfg = dict(model_cfg or {})
     if model_cfg.get("config"):  # a full SAVSRConfig dict (e.g. adopted from an --init checkpoint)
         return SAVSRConfig.from_dict(model_cfg["config"])
     name = model_cfg.get("name", "savsr")
-    if name in NAMED_CONFIGS:
-        base = NAMED_CONFIGS[name]
-    elif name in ("savsr", "default", None):
-        base = SAVSRConfig()
-    else:
-        raise ValueError(f"model.name {name!r}: not one of {sorted(NAMED_CONFIGS)} or 'savsr'")
+    try:
+        base = resolve_config(None if name == "default" else name)
+    except ValueError as e:
+        raise ValueError(f"model.name: {e}") from None
     overrides = model_cfg.get("overrides") or {}
     try:
         return dataclasses.replace(base, **overrides)
