@@ -282,22 +282,6 @@ def dtype_of(precision: str):
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
-def to_channels_last(net):
-    """Channels-last for every 4-D conv weight (and folded BN weight). ``Module.to(memory_format=
-    torch.channels_last)`` cannot be used: OSConv candidates are 5-D, expert weights 3-D."""
-    import torch
-
-    from vssavsr.model.layers import ConvBN
-
-    cl = torch.channels_last
-    for m in net.modules():
-        if isinstance(m, torch.nn.Conv2d):
-            m.weight.data = m.weight.data.contiguous(memory_format=cl)
-        if isinstance(m, ConvBN) and m.fused_weight is not None:
-            m.fused_weight = m.fused_weight.contiguous(memory_format=cl)
-    return net
-
-
 def prepare_net(net, spec: ModeSpec, device):
     """Put a loaded network into the state ``spec`` asks for (eval, reference or fused, dtype,
     memory format) on ``device``; returns the network."""
@@ -313,7 +297,9 @@ def prepare_net(net, spec: ModeSpec, device):
     if spec.precision != "fp32" and spec.cast == "half":
         net.to(dtype_of(spec.precision))
     if spec.channels_last:
-        to_channels_last(net)
+        from vssavsr.engine.runner import use_channels_last
+
+        use_channels_last(net)
     return net
 
 

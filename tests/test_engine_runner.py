@@ -164,3 +164,20 @@ def test_missing_checkpoint_and_shipped_names(tmp_path, monkeypatch):
     (tmp_path / "savsr.safetensors").write_bytes(b"x")
     assert eng.default_checkpoint(torch.device("cuda", 0)).name == "savsr.safetensors"
     assert eng.default_checkpoint(torch.device("cpu")).name == "savsr-s.safetensors"
+
+
+def test_cpu_runner_uses_channels_last_weights_with_unchanged_results(tiny_checkpoint):
+    from vssavsr.model import load_checkpoint
+
+    r = eng.get_runner(tiny_checkpoint, torch.device("cpu"), False)
+    convs = [m for m in r.net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+    ref, _ = load_checkpoint(str(tiny_checkpoint), map_location="cpu")
+    ref.eval()
+    x = torch.rand(1, 7, 3, 12, 16, generator=torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        want = ref(x, out_size=(27, 36), scale=(2.25, 2.25))
+    got = r(x, (27, 36), (2.25, 2.25))
+    assert (got - want).abs().max().item() < 1e-5
+    tiled = r(x, (27, 36), (2.25, 2.25), tile=(12, 12), tile_pad=2)
+    assert tiled.shape == want.shape and torch.isfinite(tiled).all()
