@@ -140,3 +140,17 @@ def test_tiled_equals_untiled_with_the_shipped_weights(shared_data):
         out = tiling.tiled_forward(fn, x, (192, 256), (2.0, 2.0), (0.0, 0.0), 64, tiling.DEFAULT_PAD)
     err = (out.clamp(0, 1) - ref.clamp(0, 1)).abs().max().item()
     assert err <= 1 / 255, f"seams {err * 255:.3f}/255 with tile_pad={tiling.DEFAULT_PAD}"
+
+
+def test_tiling_overhead_and_the_suggested_tile():
+    from vssavsr.engine.tiling import efficient_tile, tiling_overhead
+
+    assert tiling_overhead((90, 160), (180, 320), (2.0, 2.0), tile=None) == (1, 1.0)
+    count, overhead = tiling_overhead((1080, 1920), (2160, 3840), (2.0, 2.0), tile=(40, 40), pad=16)
+    assert count > 500 and overhead > 20  # 6-pixel cores inside 40-pixel tiles
+    count, overhead = tiling_overhead((1080, 1920), (2160, 3840), (2.0, 2.0), tile=(512, 512), pad=16)
+    assert count == 3 * 5 and 1.0 < overhead < 1.2  # cores of at most 512 - 2 * 16 - 2 pixels
+    th, tw = efficient_tile((1080, 1920), (2160, 3840), (2.0, 2.0), (40, 40), pad=16)
+    assert tiling_overhead((1080, 1920), (2160, 3840), (2.0, 2.0), tile=(th, tw), pad=16)[1] <= 1.5
+    assert tiling_overhead((1080, 1920), (2160, 3840), (2.0, 2.0), tile=(th - 16, tw - 16), pad=16)[1] > 1.5
+    assert efficient_tile((60, 80), (120, 160), (2.0, 2.0), (40, 40), pad=16) == (60, 80)

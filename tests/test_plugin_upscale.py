@@ -156,3 +156,23 @@ def test_several_calls_share_one_model(tiny_checkpoint):
     b = up(blank(vs.RGB24), tiny_checkpoint, sx=1.5)
     assert len(eng._RUNNERS) == 1
     assert a.get_frame(0) and b.get_frame(0)
+
+
+def _log_messages(fn):
+    messages = []
+    handle = core.add_log_handler(lambda kind, text: messages.append((kind, text)))
+    try:
+        fn()
+    finally:
+        core.remove_log_handler(handle)
+    return [text for kind, text in messages if kind == vs.MESSAGE_TYPE_WARNING]
+
+
+def test_a_tile_too_small_for_the_clip_logs_a_warning_with_a_better_size(tiny_checkpoint):
+    clip = blank(w=320, h=240)
+    warnings = _log_messages(lambda: up(clip, tiny_checkpoint, sx=2, tile=40))
+    assert len(warnings) == 1
+    text = warnings[0]
+    assert "tile=[40, 40]" in text and "tile_pad=16" in text and "tiles" in text and "tile=[" in text.split("allows")[1]
+    assert not _log_messages(lambda: up(clip, tiny_checkpoint, sx=2, tile=160))
+    assert not _log_messages(lambda: up(clip, tiny_checkpoint, sx=2))

@@ -290,6 +290,9 @@ def upscale(
             "pixels); pad it first (core.std.AddBorders) or use core.resize for tiny clips",
         )
 
+    if tile_hw is not None:
+        _warn_tile_overhead(clip, geo, tile_hw, tiling.DEFAULT_PAD if pad is None else pad)
+
     rgb = formats.to_rgbs(clip)
     core = vs.core
     native.ensure_namespace(core)
@@ -314,6 +317,28 @@ def upscale(
     out = formats.from_rgbs(hr, clip)
     sar = formats.sar_factor(geo.src_width, geo.src_height, geo.width, geo.height)
     return formats.restore_props(out, clip, sar)
+
+
+#: Tiles whose overlaps make each model pass compute more than this many times the frame's pixels get a warning.
+TILE_OVERHEAD_WARNING = 2.0
+
+
+def _warn_tile_overhead(clip: vs.VideoNode, geo: "Geometry", tile_hw: tuple[int, int], pad: int) -> None:
+    """Log a VapourSynth warning when ``tile`` is so small for this clip that the overlaps dominate."""
+    from vssavsr.engine import tiling
+
+    lr_size, out_size, scale = (clip.height, clip.width), (geo.height, geo.width), geo.scale
+    count, overhead = tiling.tiling_overhead(lr_size, out_size, scale, geo.offset, tile_hw, pad)
+    if overhead <= TILE_OVERHEAD_WARNING:
+        return
+    th, tw = tiling.efficient_tile(lr_size, out_size, scale, tile_hw, pad)
+    hint = "leave tile unset" if (th, tw) == lr_size else f"tile=[{tw}, {th}]"
+    vs.core.log_message(
+        vs.MESSAGE_TYPE_WARNING,
+        f"savsr.Upscale: tile=[{tile_hw[1]}, {tile_hw[0]}] with tile_pad={pad} cuts each {clip.width}x{clip.height} "
+        f"frame into {count} tiles whose overlaps make the model compute {overhead:.1f}x the frame's pixels; "
+        f"if memory allows, {hint} (or a smaller tile_pad, at some cost in quality near tile borders)",
+    )
 
 
 def min_input_size(runner) -> int:
