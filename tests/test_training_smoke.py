@@ -125,3 +125,17 @@ def test_config_overrides():
     ref = load_config("reference")
     assert ref["scales"]["curriculum"]["cycle"] == 20190 and ref["optim"]["schedule"]["periods"] == [300000] * 4
     assert load_config("quick-gpu")["model"]["name"] == "savsr"
+
+
+@pytest.mark.parametrize("override,fix", [("train.seed=7", "seed"), ("data.batchsize=4", "data.batch_size"),
+                                          ("optim.schedul.periods=[10]", "optim.schedule.periods")])
+def test_an_override_of_no_setting_is_an_error_naming_the_fix(override, fix):
+    with pytest.raises(ValueError, match=f"{override.split('=')[0]!r}.*no such setting.*did you mean {fix}"):
+        apply_overrides(load_config("cpu-default"), [override])
+
+
+def test_optional_and_free_form_overrides_are_accepted():
+    cfg = apply_overrides(load_config("cpu-default"), ["scales.fixed=2", "model.overrides.num_feat=16",
+                                                       "data.sources.0.zoom=[2, 4]", "train.eval.data=/tmp/vid4"])
+    assert cfg["scales"]["fixed"] == 2 and cfg["model"]["overrides"]["num_feat"] == 16
+    assert cfg["data"]["sources"][0]["zoom"] == [2, 4] and cfg["train"]["eval"]["data"] == "/tmp/vid4"

@@ -2,18 +2,25 @@
 
 A config may name another with ``extends: reference.yaml`` (relative to its own folder); the two are merged
 key by key (lists are replaced, not merged). Overrides are ``dotted.key=value`` strings whose value is read as
-YAML (``optim.lr=1e-4``, ``data.sources=[...]``, ``scales.fixed=2``).
+YAML (``optim.lr=1e-4``, ``data.sources=[...]``, ``scales.fixed=2``). An override must name a setting the
+config has (``reference.yaml`` lists them all), one of the few optional ones, or a key inside a free-form part
+(``model.overrides``, a data source): a typo such as ``train.seed`` (for ``seed``) is an error, not a silent no-op.
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+#: Settings the code reads that configs may leave out.
+OPTIONAL_KEYS = ("scales.fixed", "model.config", "train.eval.data")
+#: Parts whose keys are free-form (model config fields, per-source options).
+FREE_FORM = ("model.overrides", "model.config", "data.sources.*")
 
 
 def deep_merge(base: dict, over: dict) -> dict:
@@ -87,7 +94,42 @@ def get_dotted(cfg: dict, key: str, default: Any = None) -> Any:
     return node
 
 
+def _dotted_keys(node, prefix: str = "") -> list[str]:
+    items = enumerate(node) if isinstance(node, list) else node.items() if isinstance(node, dict) else ()
+    keys = []
+    for k, v in items:
+        if str(k).startswith("_"):
+            continue
+        key = f"{prefix}{k}"
+        keys.append(key)
+        keys.extend(_dotted_keys(v, key + "."))
+    return keys
+
+
+def _is_free_form(key: str) -> bool:
+    parts = key.split(".")
+    for pattern in FREE_FORM:
+        want = pattern.split(".")
+        if len(parts) > len(want) and all(w in ("*", p) for w, p in zip(want, parts)):
+            return True
+    return False
+
+
+def check_override_key(cfg: dict, key: str) -> None:
+    """Raise ValueError when ``key`` is no setting of ``cfg`` (with the closest names as the fix)."""
+    missing = object()
+    if get_dotted(cfg, key, missing) is not missing or key in OPTIONAL_KEYS or _is_free_form(key):
+        return
+    known = _dotted_keys(cfg) + list(OPTIONAL_KEYS)
+    last = key.rsplit(".", 1)[-1]
+    close = [k for k in known if k.rsplit(".", 1)[-1] == last]
+    close += [k for k in difflib.get_close_matches(key, known, n=3) if k not in close]
+    hint = f"did you mean {' or '.join(close[:3])}?" if close else "see training/configs/reference.yaml for the settings"
+    raise ValueError(f"override {key!r}: the config has no such setting; {hint}")
+
+
 def apply_overrides(cfg: dict, overrides: Iterable[str]) -> dict:
+    """``cfg`` with each ``key=value`` of ``overrides`` applied (keys checked, see the module docs)."""
     cfg = copy.deepcopy(cfg)
     for item in overrides or ():
         if "=" not in item:
@@ -99,7 +141,9 @@ def apply_overrides(cfg: dict, overrides: Iterable[str]) -> dict:
                 value = float(value)
             except ValueError:
                 pass
-        set_dotted(cfg, key.strip(), value)
+        key = key.strip()
+        check_override_key(cfg, key)
+        set_dotted(cfg, key, value)
     return cfg
 
 

@@ -514,7 +514,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
         out = args.out or Path("runs") / cfg.get("name", "run")
         if (Path(out) / "last.pt").exists():
             raise SystemExit(f"{out} already holds a run: --resume {out} to continue it, or choose another --out")
-    cfg = apply_overrides(cfg, args.set)
+    try:
+        cfg = apply_overrides(cfg, args.set)
+    except (ValueError, KeyError) as exc:
+        raise SystemExit(f"--set: {exc}") from None
     return train(cfg, out, resume=args.resume, init=args.init, stop_at=args.stop_at,
                  max_minutes=args.max_minutes, progress=not args.no_progress)
 
