@@ -143,14 +143,17 @@ def test_tiled_equals_untiled_with_the_shipped_weights(shared_data):
 
 
 def test_tiling_overhead_and_the_suggested_tile():
-    from vssavsr.engine.tiling import efficient_tile, tiling_overhead
+    from vssavsr.engine.tiling import efficient_tile, overlap_cost
 
-    assert tiling_overhead((90, 160), (180, 320), (2.0, 2.0), tile=None) == (1, 1.0)
-    count, overhead = tiling_overhead((1080, 1920), (2160, 3840), (2.0, 2.0), tile=(40, 40), pad=16)
+    def cost(lr, tile):
+        tiles = tiling.plan_tiles(lr, (2 * lr[0], 2 * lr[1]), (2.0, 2.0), tile=tile, pad=16)
+        return len(tiles), overlap_cost(tiles, lr)
+
+    assert cost((90, 160), None) == (1, 1.0)
+    count, overhead = cost((1080, 1920), (40, 40))
     assert count > 500 and overhead > 20  # 6-pixel cores inside 40-pixel tiles
-    count, overhead = tiling_overhead((1080, 1920), (2160, 3840), (2.0, 2.0), tile=(512, 512), pad=16)
+    count, overhead = cost((1080, 1920), (512, 512))
     assert count == 3 * 5 and 1.0 < overhead < 1.2  # cores of at most 512 - 2 * 16 - 2 pixels
     th, tw = efficient_tile((1080, 1920), (2160, 3840), (2.0, 2.0), (40, 40), pad=16)
-    assert tiling_overhead((1080, 1920), (2160, 3840), (2.0, 2.0), tile=(th, tw), pad=16)[1] <= 1.5
-    assert tiling_overhead((1080, 1920), (2160, 3840), (2.0, 2.0), tile=(th - 16, tw - 16), pad=16)[1] > 1.5
+    assert cost((1080, 1920), (th, tw))[1] <= 1.5 < cost((1080, 1920), (th - 16, tw - 16))[1]
     assert efficient_tile((60, 80), (120, 160), (2.0, 2.0), (40, 40), pad=16) == (60, 80)

@@ -142,19 +142,11 @@ def plan_tiles(
     return [Tile(y, x) for y in ys for x in xs]
 
 
-def tiling_overhead(
-    lr_size: tuple[int, int],
-    out_size: tuple[int, int],
-    scale: tuple[float, float],
-    offset: tuple[float, float] = (0.0, 0.0),
-    tile: int | tuple[int, int] | None = None,
-    pad: int = DEFAULT_PAD,
-) -> tuple[int, float]:
-    """(tiles per frame, LR pixels the tiles process / LR pixels of the frame): the compute that the
-    overlaps add to each model pass (1.0 untiled)."""
-    tiles = plan_tiles(lr_size, out_size, scale, offset, tile, pad)
+def overlap_cost(tiles: Sequence[Tile], lr_size: tuple[int, int]) -> float:
+    """LR pixels the ``tiles`` process / LR pixels of the frame: the compute that the overlaps add to each
+    model pass (1.0 untiled)."""
     area = sum((t.y.lr1 - t.y.lr0) * (t.x.lr1 - t.x.lr0) for t in tiles)
-    return len(tiles), area / (lr_size[0] * lr_size[1])
+    return area / (lr_size[0] * lr_size[1])
 
 
 def efficient_tile(
@@ -169,7 +161,7 @@ def efficient_tile(
     at most ``target`` times the frame's pixels (an untiled frame when nothing smaller does)."""
     tile_h, tile_w = tile
     while tile_h < lr_size[0] or tile_w < lr_size[1]:
-        if tiling_overhead(lr_size, out_size, scale, (0.0, 0.0), (tile_h, tile_w), pad)[1] <= target:
+        if overlap_cost(plan_tiles(lr_size, out_size, scale, tile=(tile_h, tile_w), pad=pad), lr_size) <= target:
             break
         tile_h, tile_w = min(tile_h + 16, lr_size[0]), min(tile_w + 16, lr_size[1])
     return tile_h, tile_w

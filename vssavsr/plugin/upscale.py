@@ -328,7 +328,8 @@ def _warn_tile_overhead(clip: vs.VideoNode, geo: "Geometry", tile_hw: tuple[int,
     from vssavsr.engine import tiling
 
     lr_size, out_size, scale = (clip.height, clip.width), (geo.height, geo.width), geo.scale
-    count, overhead = tiling.tiling_overhead(lr_size, out_size, scale, geo.offset, tile_hw, pad)
+    tiles = tiling.plan_tiles(lr_size, out_size, scale, geo.offset, tile_hw, pad)
+    count, overhead = len(tiles), tiling.overlap_cost(tiles, lr_size)
     if overhead <= TILE_OVERHEAD_WARNING:
         return
     th, tw = tiling.efficient_tile(lr_size, out_size, scale, tile_hw, pad)
