@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from training.progress import add, gain, main, read_rows, series
+from training.progress import add, best_so_far, gain, main, read_rows, series
 
 
 def results(model_psnr: float, model: str | None = "ours") -> dict:
@@ -36,6 +36,17 @@ def test_gain_over_the_last_hours():
     assert start == 0.5 and delta == pytest.approx(0.26)
     with pytest.raises(SystemExit, match="two evaluations"):
         gain(rows[:1], "x4")
+
+
+def test_a_weaker_side_branch_does_not_count_as_a_loss():
+    rows = add(results(24.39), "s2", 1800, 4.15, [])
+    rows = add(results(24.56), "s3", 1800, 6.32, rows)
+    rows = add(results(24.49), "s3b", 1500, 5.89, rows)  # started from the same weights as s3, in parallel
+    assert series(rows, "x4") == [(4.15, 24.39), (5.89, 24.49), (6.32, 24.56)]
+    assert best_so_far([(1.0, 24.0), (2.0, 23.9), (3.0, 24.2)]) == [(1.0, 24.0), (2.0, 24.0), (3.0, 24.2)]
+    rows = add(results(24.30), "s3c", 1000, 7.0, rows)  # a later, weaker branch
+    delta, start, end = gain(rows, "x4", 2.0)
+    assert (start, end) == (4.15, 7.0) and delta == pytest.approx(0.17)
 
 
 def test_cli_reads_hours_from_the_run_log_and_plots(tmp_path):

