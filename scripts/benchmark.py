@@ -297,9 +297,7 @@ def prepare_net(net, spec: ModeSpec, device):
     if spec.precision != "fp32" and spec.cast == "half":
         net.to(dtype_of(spec.precision))
     if spec.channels_last:
-        from vssavsr.engine.runner import use_channels_last
-
-        use_channels_last(net)
+        net.use_channels_last()
     return net
 
 

@@ -183,27 +183,11 @@ def get_runner(checkpoint: str | os.PathLike, device: torch.device, fp16: bool) 
             for p in net.parameters():
                 p.requires_grad_(False)
             net.to(device)
-            if device.type == "cpu":
-                use_channels_last(net)
+            if device.type == "cpu":  # 1.15x per call on the CPU; not yet measured on CUDA (scripts/BENCHMARKS.md)
+                net.use_channels_last()
             runner = ModelRunner(net, device, fp16, metadata, str(path))
             _RUNNERS[key] = runner
         return runner
-
-
-def use_channels_last(net: torch.nn.Module) -> torch.nn.Module:
-    """Store every convolution weight (and folded BatchNorm weight) channels-last; convolutions then
-    produce channels-last features themselves. 1.13x faster on the CPU with the same results to 1e-6
-    (scripts/BENCHMARKS.md); not applied on CUDA, where it has not been measured yet.
-    ``Module.to(memory_format=...)`` cannot be used: OSConv candidates are 5-D, expert weights 3-D."""
-    from vssavsr.model.layers import ConvBN
-
-    cl = torch.channels_last
-    for module in net.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            module.weight.data = module.weight.data.contiguous(memory_format=cl)
-        if isinstance(module, ConvBN) and module.fused_weight is not None:
-            module.fused_weight = module.fused_weight.contiguous(memory_format=cl)
-    return net
 
 
 def clear_runners() -> None:

@@ -19,6 +19,7 @@ import math
 import warnings
 from typing import Any, Mapping, Sequence
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -172,6 +173,18 @@ class SAVSR(nn.Module):
         for m in self.modules():
             if isinstance(m, ConvBN):
                 m.fuse()
+        return self
+
+    def use_channels_last(self) -> "SAVSR":
+        """Store every convolution weight (and folded BatchNorm weight) channels-last, so that convolutions
+        produce channels-last features; same results, faster on the CPU (scripts/BENCHMARKS.md). Returns self.
+        ``Module.to(memory_format=...)`` cannot be used: OSConv candidates are 5-D, expert weights 3-D."""
+        cl = torch.channels_last
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight.data = m.weight.data.contiguous(memory_format=cl)
+            if isinstance(m, ConvBN) and m.fused_weight is not None:
+                m.fused_weight = m.fused_weight.contiguous(memory_format=cl)
         return self
 
     def set_reference_mode(self, enabled: bool = True) -> "SAVSR":
