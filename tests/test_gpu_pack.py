@@ -2,7 +2,7 @@
 
 - ``scripts/pack_gpu_data.py`` packs a tiny subset of the team's data; the pack holds no Vid4, stays in its size
   budget, and ``training.data`` builds every source of ``gpu-full.yaml`` from it (paths pointed at the pack).
-- ``gpu-full.yaml``: the full network, bf16, compile auto, data under gpu_carry/, schedule sized to the run.
+- ``gpu-full.yaml``: the full network, bf16, eager (compile measured too slow to start), data under gpu_carry/, schedule sized to the run.
 - ``scripts/gpu_train.sh assemble``: joins parts and checks their SHA-256.
 - (slow) ``scripts/gpu_train.sh start / poll / finish`` on the CPU with a tiny network into a tmp folder.
 """
@@ -121,7 +121,7 @@ def test_gpu_full_config_is_the_full_network_in_bf16():
     cfg = load_config("gpu-full")
     assert model_config(cfg["model"]) == SAVSRConfig()  # the published 11.5 M-parameter network
     t = cfg["train"]
-    assert t["precision"] == "bf16" and t["compile"] == "auto" and t["device"] == "auto"
+    assert t["precision"] == "bf16" and t["compile"] is False and t["device"] == "auto"
     assert cfg["optim"]["schedule"]["periods"] == [t["iterations"]]
     assert 0 < cfg["scales"]["curriculum"]["until"] < t["iterations"]
     assert 16 <= cfg["data"]["batch_size"] <= 32 and cfg["data"]["lr_patch"] >= 60
