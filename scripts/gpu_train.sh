@@ -25,7 +25,8 @@
 #               K = 0, 1, 2), SHA256SUMS
 #
 # Environment: GPU_RUN (work folder, default /tmp/vssavsr-gpu), CONFIG (gpu-full), DATA (packed data, default
-# gpu_carry), PYTHON (interpreter), EXTRA_SET (more --set overrides, space-separated: KEY=VALUE without spaces;
+# gpu_carry), INIT (a .safetensors checkpoint to start from, e.g. an earlier run's fp16 EMA carried in gpu_init/;
+# fresh optimizer and schedule), PYTHON (interpreter), EXTRA_SET (more --set overrides, space-separated: KEY=VALUE without spaces;
 # they are stored in the state, so phase 2 keeps them), CALIBRATE (1), CAL_ITERS (300), CAL_MINUTES (6),
 # EXPORT_MARGIN_S (30), WATCH_EVERY (60), OUT (where results go; the device tool sets it).
 set -uo pipefail
@@ -225,7 +226,10 @@ drive() {
   "$PY" -c "import sys; sys.path.insert(0, '$REPO'); from training.config import load_config, apply_overrides; \
 c = apply_overrides(load_config('$CONFIG'), sys.argv[1:]); print(c['train']['iterations'])" "${extra[@]}" \
     >"$GPU_RUN/total" 2>>"$GPU_RUN/train.log"
-  train_phase 1 --config "$CONFIG" --out "$RUN" --max-minutes "$first_min" "${stop_at[@]}" "${setargs[@]}" || rc=$?
+  local -a init=()
+  [ -f "$GPU_RUN/init.safetensors" ] && init=(--init "$GPU_RUN/init.safetensors")
+  train_phase 1 --config "$CONFIG" --out "$RUN" --max-minutes "$first_min" "${stop_at[@]}" "${init[@]}" "${setargs[@]}" \
+    || rc=$?
   if [ $rc = 0 ] && [ "$CALIBRATE" = 1 ] && [ ! -f "$GPU_RUN/STOP" ]; then
     # the rate from log.csv (rows of the last two thirds of phase 1: compiling and warm-up left out), then the run
     # resized to the time left before the deadline (biased up: the cosine tail is flat, an early end wastes the GPU)
@@ -308,6 +312,12 @@ start)
   cp -a "$HERE/vssavsr" "$HERE/training" "$HERE/scripts" "$REPO/"
   [ -f "$HERE/pyproject.toml" ] && cp "$HERE/pyproject.toml" "$REPO/"
   rm -rf "$REPO/gpu_carry"; cp -a "$DATA_ABS" "$REPO/gpu_carry"
+  rm -f "$GPU_RUN/init.safetensors"
+  if [ -n "${INIT:-}" ]; then
+    INIT_ABS=$(cd "$HERE" && readlink -f "$INIT") && [ -f "$INIT_ABS" ] || die "INIT=$INIT: no such file (carry it)"
+    cp "$INIT_ABS" "$GPU_RUN/init.safetensors"
+    log "initial weights: $INIT ($(du -h "$INIT_ABS" | cut -f1))"
+  fi
   log "snapshot in $REPO: data $(du -sh "$REPO/gpu_carry" | cut -f1)"
   rm -f "$GPU_RUN/DONE" "$GPU_RUN/STOP" "$GPU_RUN/calibration"
   awk -v n="$(date +%s)" -v m="$MINUTES" 'BEGIN { printf "%d\n", n + m * 60 }' >"$GPU_RUN/deadline"

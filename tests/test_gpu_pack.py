@@ -197,10 +197,20 @@ def test_gpu_train_start_poll_finish_dry_run_on_cpu(tiny_pack, tmp_path):
 
         net, meta = load_checkpoint(tmp_path / "local" / "ema-fp32.safetensors")
         assert meta["training"]["config_name"] == "gpu-full" and meta["training"]["iterations"] > 0
+
+        # a later session starts from that EMA (INIT): one phase, fresh optimizer, the weights loaded
+        env2 = {**env, "GPU_RUN": str(tmp_path / "gpu2"), "OUT": str(tmp_path / "out2"), "CALIBRATE": "0",
+                "INIT": str(tmp_path / "local" / "ema-fp32.safetensors")}
+        res = _bash("start", "0.4", "5", env=env2, timeout=120)
+        assert res.returncode == 0 and "initial weights:" in res.stdout, res.stdout + res.stderr
+        res = _bash("poll", "90", env=env2, timeout=150)
+        assert res.returncode == 0 and "driver done: rc=0" in res.stdout, res.stdout + res.stderr
+        log = (tmp_path / "gpu2" / "train.log").read_text()
+        assert "--init" in log and "initialised from" in log, log[-2000:]
     finally:
-        pid = gpu_run / "driver.pid"
-        if pid.is_file():  # never leave the driver running
-            try:
-                os.kill(int(pid.read_text()), 15)
-            except (ProcessLookupError, ValueError):
-                pass
+        for pid in (gpu_run / "driver.pid", tmp_path / "gpu2" / "driver.pid"):
+            if pid.is_file():  # never leave a driver running
+                try:
+                    os.kill(int(pid.read_text()), 15)
+                except (ProcessLookupError, ValueError):
+                    pass
