@@ -26,8 +26,8 @@
 #
 # Environment: GPU_RUN (work folder, default /tmp/vssavsr-gpu), CONFIG (gpu-full), DATA (packed data, default
 # gpu_carry), INIT (a .safetensors checkpoint to start from, e.g. an earlier run's fp16 EMA carried in gpu_init/;
-# fresh optimizer and schedule), PYTHON (interpreter), EXTRA_SET (more --set overrides, space-separated: KEY=VALUE without spaces;
-# they are stored in the state, so phase 2 keeps them), CALIBRATE (1), CAL_ITERS (300), CAL_MINUTES (6),
+# fresh optimizer and schedule), PYTHON (interpreter), EXTRA_SET (more --set overrides, space-separated:
+# KEY=VALUE without spaces; they are stored in the state, so phase 2 keeps them), CALIBRATE (1), CAL_ITERS (300), CAL_MINUTES (6),
 # EXPORT_MARGIN_S (30), WATCH_EVERY (60), OUT (where results go; the device tool sets it).
 set -uo pipefail
 
