@@ -8,7 +8,8 @@ import torch
 from training.config import apply_overrides, load_config
 from training.data import TrainData
 from training.degrade import asbi
-from training.train import build_network, charbonnier, learning_rate, network_from_state, train
+import training.train as train_module
+from training.train import EMA, _PendingSteps, build_network, charbonnier, learning_rate, network_from_state, train
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +107,50 @@ def test_init_from_plugin_checkpoint(smoke_cfg, tiny_checkpoint, tmp_path):
     moved = [k for k, v in net.state_dict().items() if v.is_floating_point() and not torch.equal(v, src.state_dict()[k])]
     assert moved  # it trained from there
     assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in src.parameters())
+
+
+def test_ema_update_is_the_moving_average_of_every_float_tensor():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    ema = EMA(net, decay=0.9)
+    start = {k: v.clone() for k, v in ema.model.state_dict().items()}
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p))
+    net.train()(torch.randn(2, 3, 8, 8))  # moves the BatchNorm statistics and its integer counter
+    ema.update(net, step=5)
+    now = net.state_dict()
+    for k, v in ema.model.state_dict().items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v, 0.9 * start[k] + 0.1 * now[k])
+        else:
+            assert torch.equal(v, now[k])  # num_batches_tracked is copied, not averaged
+
+
+def test_pending_steps_are_read_in_order_and_emptied():
+    pending = _PendingSteps()
+    for i in range(3):
+        pending.add(10 + i, torch.tensor(0.5 * i, requires_grad=True) * 2, torch.tensor(float(i)))
+    assert len(pending) == 3
+    assert pending.read() == [(10, 0.0, 0.0), (11, 1.0, 1.0), (12, 2.0, 2.0)]
+    assert len(pending) == 0 and pending.read() == []
+
+
+def test_a_non_finite_loss_stops_before_the_weights_move(smoke_cfg, tmp_path, monkeypatch):
+    cfg = apply_overrides(smoke_cfg, ["train.iterations=6", "train.checkpoint_every=2", "data.batch_size=2"])
+    calls = {"n": 0}
+    real = train_module.charbonnier
+
+    def poisoned(pred, target, eps=1e-3):
+        calls["n"] += 1
+        loss = real(pred, target, eps)
+        return loss * float("nan") if calls["n"] == 4 else loss
+
+    monkeypatch.setattr(train_module, "charbonnier", poisoned)
+    with pytest.raises(FloatingPointError, match=r"loss is nan at iteration 3; last good state: .*state-0000002\.pt"):
+        train(cfg, tmp_path, progress=False)
+    assert torch.isfinite(torch.cat([v.flatten() for v in network_from_state(tmp_path / "last.pt").state_dict().values()
+                                     if v.is_floating_point()])).all()
 
 
 def test_learning_rate_schedule():

@@ -129,14 +129,46 @@ class EMA:
 
     @torch.no_grad()
     def update(self, net: torch.nn.Module, step: int) -> None:
-        d = self.decay_at(step)
+        weight = 1.0 - self.decay_at(step)
         src = net.state_dict()
+        mine, theirs = [], []
         for k, v in self.model.state_dict().items():
             s = src[k]
-            if v.dtype.is_floating_point:
-                v.lerp_(s.to(v.dtype), 1.0 - d)
-            else:
+            if not v.dtype.is_floating_point:
                 v.copy_(s)
+            elif s.dtype == v.dtype and s.device == v.device:
+                mine.append(v)
+                theirs.append(s)
+            else:
+                v.lerp_(s.to(v), weight)
+        if mine:
+            # One fused launch per dtype/device instead of one kernel per tensor (hundreds on CUDA).
+            torch._foreach_lerp_(mine, theirs, weight)
+
+
+class _PendingSteps:
+    """Per-step loss and gradient norm kept on the device until they are read in one transfer.
+
+    Reading a CUDA scalar makes the host wait for the GPU; reading them only every few steps lets
+    the host queue the next iterations while the GPU works."""
+
+    def __init__(self):
+        self.items: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def add(self, iteration: int, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
+        self.items.append((iteration, loss.detach().float(), grad_norm.detach().float()))
+
+    def read(self) -> list[tuple[int, float, float]]:
+        """(iteration, loss, grad norm) for every pending step, oldest first; empties the queue."""
+        if not self.items:
+            return []
+        values = torch.stack([torch.stack((loss, gn)) for _, loss, gn in self.items]).tolist()
+        out = [(it, lv, gn) for (it, _, _), (lv, gn) in zip(self.items, values)]
+        self.items = []
+        return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -379,6 +411,20 @@ def _train(cfg, out_dir, resume, init, stop_at, max_minutes, progress) -> dict:
     it = start
     acc = {"loss": 0.0, "n": 0, "gn": 0.0, "data": 0.0}
     smooth = None
+    pending = _PendingSteps()
+    # On CUDA the step values are read at log steps only; a progress bar wants them every step.
+    read_every = log_every if device.type == "cuda" and bar is None else 1
+
+    def read_pending() -> None:
+        nonlocal smooth
+        for i, lv, gn in pending.read():
+            if not math.isfinite(lv):
+                raise FloatingPointError(f"loss is {lv} at iteration {i}; last good state: {saved_at}")
+            losses[i] = lv
+            smooth = lv if smooth is None else 0.95 * smooth + 0.05 * lv
+            acc["loss"] += lv
+            acc["gn"] += gn
+
     last_t = time.time()
     last_it = start
     stopped_by = None
@@ -406,24 +452,18 @@ def _train(cfg, out_dir, resume, init, stop_at, max_minutes, progress) -> dict:
             loss = charbonnier(out.float(), target, eps)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            if grad_clip > 0:
-                gn = float(torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip))
-            else:
-                gn = float(torch.nn.utils.clip_grad_norm_(net.parameters(), float("inf")))
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"loss is {loss.item()} at iteration {it}; last good state: {saved_at}")
+            gn = torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip if grad_clip > 0 else float("inf"))
+            pending.add(it, loss, gn)
+            if len(pending) >= read_every:
+                read_pending()  # a non-finite loss stops here, before opt.step on CPU
             opt.step()
             ema.update(net, it)
             it += 1
-            lv = float(loss.item())
-            losses[it - 1] = lv
-            smooth = lv if smooth is None else 0.95 * smooth + 0.05 * lv
-            acc["loss"] += lv
-            acc["gn"] += gn
             acc["data"] += data_s
             acc["n"] += 1
             sy, sx = (float(v) for v in batch["scale"])
             if acc["n"] >= log_every or it == total_this:
+                read_pending()
                 now = time.time()
                 ips = (it - last_it) / max(now - last_t, 1e-9)
                 log_w.writerow({
@@ -438,8 +478,10 @@ def _train(cfg, out_dir, resume, init, stop_at, max_minutes, progress) -> dict:
                 bar.set_postfix_str(f"loss {smooth:.4f} lr {lr_now:.2e} x{sy:g}/{sx:g} {bar.format_dict.get('rate') or 0:.3f} it/s", refresh=False)
                 bar.update(1)
             if eval_every and it % eval_every == 0:
+                read_pending()
                 _periodic_eval(cfg, ema.model, it, run_dir, device)
             if it % ckpt_every == 0 and it < total:
+                read_pending()  # a state is saved only after its losses were seen to be finite
                 saved_at = save_state(run_dir, make_state(it), keep)
             if stop.requested:
                 stopped_by = "signal"
@@ -448,6 +490,7 @@ def _train(cfg, out_dir, resume, init, stop_at, max_minutes, progress) -> dict:
                 stopped_by = "time limit"
                 break
             t_data = time.time()
+    read_pending()
     if bar is not None:
         bar.close()
     log_f.close()
