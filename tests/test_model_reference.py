@@ -36,6 +36,21 @@ def test_local_filter_accumulation_matches_unfold():
     assert rel_err(lf.accumulate(r, filters), reference.local_filter_reference(r, filters, 5)) <= RTOL
 
 
+def test_local_filter_hand_written_backward_matches_autograd_of_the_literal_form():
+    torch.manual_seed(0)
+    lf = LocalFilter(3, 5).double()
+    r = torch.randn(2, 3, 6, 7, dtype=torch.float64, requires_grad=True)
+    filters = torch.randn(2, 75, 6, 7, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lf.accumulate, (r, filters))
+    weights = torch.randn(2, 3, 6, 7, dtype=torch.float64)
+    fast = torch.autograd.grad((lf.accumulate(r, filters) * weights).sum(), (r, filters))
+    ref = torch.autograd.grad((reference.local_filter_reference(r, filters, 5) * weights).sum(), (r, filters))
+    assert all(rel_err(a, b) <= RTOL for a, b in zip(fast, ref))
+    fixed = filters.detach()  # only one input needs a gradient
+    only_r = torch.autograd.grad(lf.accumulate(r, fixed).sum(), r)[0]
+    assert rel_err(only_r, torch.autograd.grad(reference.local_filter_reference(r, fixed, 5).sum(), r)[0]) <= RTOL
+
+
 def test_expert_output_mixing_matches_per_pixel_matrices():
     torch.manual_seed(0)
     mix = ExpertMixture(16, 4, 8)

@@ -111,11 +111,51 @@ class LocalFilter(nn.Module):
         p = k // 2
         padded = F.pad(r, (p, p, p, p), mode="replicate")
         taps = filters.view(b, k * k, c, h, w)
-        out = taps[:, 0] * padded[..., :h, :w]
-        for t in range(1, k * k):
-            dy, dx = divmod(t, k)
-            out.addcmul_(taps[:, t], padded[..., dy : dy + h, dx : dx + w])
-        return out
+        if torch.is_grad_enabled() and (taps.requires_grad or padded.requires_grad) and taps.dtype == padded.dtype:
+            return _ShiftedTapSum.apply(taps, padded, k)
+        return _shifted_tap_sum(taps, padded, k)
+
+
+def _shifted(padded: Tensor, t: int, k: int, h: int, w: int) -> Tensor:
+    dy, dx = divmod(t, k)
+    return padded[..., dy : dy + h, dx : dx + w]
+
+
+def _shifted_tap_sum(taps: Tensor, padded: Tensor, k: int) -> Tensor:
+    """taps (B, k*k, C, h, w), padded (B, C, h + k - 1, w + k - 1) -> sum_t taps[:, t] * shift_t(padded)."""
+    h, w = taps.shape[-2:]
+    out = taps[:, 0] * padded[..., :h, :w]
+    for t in range(1, k * k):
+        out.addcmul_(taps[:, t], _shifted(padded, t, k, h, w))
+    return out
+
+
+class _ShiftedTapSum(torch.autograd.Function):
+    """``_shifted_tap_sum`` with a backward that writes each gradient in place. Autograd's own backward
+    of the 2 k^2 views zero-fills a full-size buffer per view: 14 % of a CPU training step."""
+
+    @staticmethod
+    def forward(ctx, taps: Tensor, padded: Tensor, k: int) -> Tensor:
+        ctx.save_for_backward(taps, padded)
+        ctx.k = k
+        return _shifted_tap_sum(taps, padded, k)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: Tensor):
+        taps, padded = ctx.saved_tensors
+        k = ctx.k
+        h, w = taps.shape[-2:]
+        grad_taps = grad_padded = None
+        if ctx.needs_input_grad[0]:
+            grad_taps = torch.empty_like(taps)
+            for t in range(k * k):
+                torch.mul(grad_out, _shifted(padded, t, k, h, w), out=grad_taps[:, t])
+        if ctx.needs_input_grad[1]:
+            grad_padded = torch.zeros_like(padded)
+            for t in range(k * k):
+                _shifted(grad_padded, t, k, h, w).addcmul_(taps[:, t], grad_out)
+        return grad_taps, grad_padded, None
 
 
 class ExpertMixture(nn.Module):
