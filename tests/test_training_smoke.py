@@ -61,6 +61,17 @@ def test_smoke_resume_is_exact(smoke_cfg, smoke_run, tmp_path):
     assert len(rows) == smoke_cfg["train"]["iterations"] + 1
 
 
+def test_training_runs_channels_last_and_states_load_anywhere(smoke_run):
+    from training.train import load_state
+
+    out, _ = smoke_run
+    state = load_state(out / "last.pt")
+    convs = [v for k, v in state["model"].items() if v.dim() == 4 and v.shape[-1] == 3 and v.shape[1] > 1]
+    assert convs and all(v.is_contiguous(memory_format=torch.channels_last) for v in convs)
+    plain = network_from_state(out / "last.pt").state_dict()  # a fresh network, default layout
+    assert all(v.is_contiguous() for v in plain.values())
+
+
 def test_export_loads_with_metadata(smoke_run, tmp_path):
     from vssavsr.model import load_checkpoint
 

@@ -341,6 +341,8 @@ def _train(cfg, out_dir, resume, init, stop_at, max_minutes, progress) -> dict:
         print(f"initialised from {init}", file=sys.stderr)
         del src
     net.to(device).train()
+    if tcfg.get("channels_last", True):
+        net.use_channels_last()
 
     ocfg = cfg.get("optim", {}) or {}
     base_lr = float(ocfg.get("lr", 2e-4))
