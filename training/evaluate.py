@@ -72,6 +72,8 @@ def model_upscaler(net, device: str | torch.device = "cpu", bf16: bool = False) 
     """A SAVSR network as an upscaler: 7-frame window with reflection at the ends -> centre frame."""
     device = torch.device(device)
     net = net.to(device).eval()
+    if device.type == "cpu" and hasattr(net, "use_channels_last"):  # 1.13-1.15x, as in the plugin's runner
+        net.use_channels_last()
 
     @torch.inference_mode()
     def run(lr: torch.Tensor, centre: int, size: tuple[int, int], scale) -> torch.Tensor:
