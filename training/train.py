@@ -133,17 +133,13 @@ class EMA:
         src = net.state_dict()
         mine, theirs = [], []
         for k, v in self.model.state_dict().items():
-            s = src[k]
-            if not v.dtype.is_floating_point:
-                v.copy_(s)
-            elif s.dtype == v.dtype and s.device == v.device:
+            if v.dtype.is_floating_point:
                 mine.append(v)
-                theirs.append(s)
+                theirs.append(src[k])
             else:
-                v.lerp_(s.to(v), weight)
-        if mine:
-            # One fused launch per dtype/device instead of one kernel per tensor (hundreds on CUDA).
-            torch._foreach_lerp_(mine, theirs, weight)
+                v.copy_(src[k])
+        # One fused launch instead of one kernel per tensor (hundreds on CUDA); the copy has net's dtypes and device.
+        torch._foreach_lerp_(mine, theirs, weight)
 
 
 class _PendingSteps:

@@ -176,15 +176,7 @@ def get_runner(checkpoint: str | os.PathLike, device: torch.device, fp16: bool) 
             from vssavsr.model import load_checkpoint
 
             net, metadata = load_checkpoint(str(path), map_location="cpu")
-            net.eval()
-            fuse = getattr(net, "fuse_for_inference", None)
-            if fuse is not None:
-                net = fuse() or net
-            for p in net.parameters():
-                p.requires_grad_(False)
-            net.to(device)
-            if device.type == "cpu":  # 1.15x per call on the CPU; not yet measured on CUDA (scripts/BENCHMARKS.md)
-                net.use_channels_last()
+            net = net.for_inference(device)
             runner = ModelRunner(net, device, fp16, metadata, str(path))
             _RUNNERS[key] = runner
         return runner

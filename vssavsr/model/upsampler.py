@@ -124,7 +124,7 @@ def _shifted(padded: Tensor, t: int, k: int, h: int, w: int) -> Tensor:
 def _shifted_tap_sum(taps: Tensor, padded: Tensor, k: int) -> Tensor:
     """taps (B, k*k, C, h, w), padded (B, C, h + k - 1, w + k - 1) -> sum_t taps[:, t] * shift_t(padded)."""
     h, w = taps.shape[-2:]
-    out = taps[:, 0] * padded[..., :h, :w]
+    out = taps[:, 0] * _shifted(padded, 0, k, h, w)
     for t in range(1, k * k):
         out.addcmul_(taps[:, t], _shifted(padded, t, k, h, w))
     return out
