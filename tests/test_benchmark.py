@@ -181,3 +181,34 @@ def test_helpers(bench, tiny_config):
     assert bench.bf16_peak("NVIDIA H100 PCIe", None) == pytest.approx(756.5)
     assert bench.bf16_peak("NVIDIA H200", None) == pytest.approx(989.4)
     assert bench.bf16_peak("Some GPU", 123.0) == 123.0
+
+
+def _load_bench_train():
+    spec = importlib.util.spec_from_file_location("vssavsr_bench_train", REPO / "scripts" / "bench_train.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_train_layouts_do_the_same_work(tmp_path):
+    """The training-step A/B times the same step in both layouts: same start weights, same batch,
+    and after it the weights of the two still agree; the JSON carries both timings and the ratio."""
+    bt = _load_bench_train()
+    assert bt.parse_case("48:3x2.5") == (48, 3.0, 2.5) and bt.parse_case("40:2") == (40, 2.0, 2.0)
+    out = tmp_path / "step.json"
+    report = bt.main(["--batch", "2", "--cases", "16:2,16:3x2.5", "--rounds", "1", "--json", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(report))
+    assert [c["out_size"] for c in report["cases"]] == [[32, 32], [40, 48]]
+    for case in report["cases"]:
+        assert set(case["best_s"]) == {"plain", "channels_last"} and min(case["best_s"].values()) > 0
+        assert case["speedup_channels_last"] == pytest.approx(case["best_s"]["plain"] / case["best_s"]["channels_last"])
+
+    setups = bt.make_setups("savsr-s", torch.device("cpu"), seed=0)
+    lr_clip = torch.rand(2, 7, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    shape = bt.output_shape(setups["plain"][0], lr_clip, (24, 24))
+    target = torch.rand(shape, generator=torch.Generator().manual_seed(2))
+    for net, opt in setups.values():
+        bt.train_step(net, opt, lr_clip, target)
+    plain, cl = (net.state_dict() for net, _ in setups.values())
+    for name, value in plain.items():
+        torch.testing.assert_close(cl[name].contiguous(), value, rtol=1e-4, atol=1e-5, msg=name)
