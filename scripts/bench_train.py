@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ if str(REPO) not in sys.path:
 import torch  # noqa: E402
 
 from training.train import build_network, charbonnier  # noqa: E402
+from vssavsr.model.savsr import resolve_output  # noqa: E402
 
 LAYOUTS = ("plain", "channels_last")
 
@@ -56,17 +56,8 @@ def make_setups(model: str, device: torch.device, seed: int) -> dict:
     }
 
 
-def output_shape(net, lr_clip, out_size) -> torch.Size:
-    """The network's output shape for this batch (in eval mode: BatchNorm statistics untouched)."""
-    net.eval()
-    with torch.no_grad():
-        shape = net(lr_clip[:1], out_size=out_size).shape
-    net.train()
-    return torch.Size((lr_clip.shape[0], *shape[1:]))
-
-
 def train_step(net, opt, lr_clip, hr_target) -> None:
-    out = net(lr_clip, out_size=tuple(hr_target.shape[-2:]))  # HR frames: hr_target's shape
+    out = net(lr_clip, out_size=tuple(hr_target.shape[-2:]))  # the centre frame, (B, 3, H, W)
     loss = charbonnier(out, hr_target)
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -77,11 +68,10 @@ def train_step(net, opt, lr_clip, hr_target) -> None:
 def time_case(setups, case, args, device) -> dict:
     patch, sx, sy = case
     gen = torch.Generator().manual_seed(args.seed)
-    frames = next(iter(setups.values()))[0].config.num_frames
-    lr_clip = torch.rand(args.batch, frames, 3, patch, patch, generator=gen).to(device)
-    out_h, out_w = math.floor(patch * sy), math.floor(patch * sx)
-    out_shape = output_shape(next(iter(setups.values()))[0], lr_clip, (out_h, out_w))
-    hr_target = torch.rand(out_shape, generator=gen).to(device)
+    config = setups["plain"][0].config
+    lr_clip = torch.rand(args.batch, config.num_frames, config.in_channels, patch, patch, generator=gen).to(device)
+    (out_h, out_w), _ = resolve_output((patch, patch), None, (sy, sx))
+    hr_target = torch.rand(args.batch, config.in_channels, out_h, out_w, generator=gen).to(device)
     for net, opt in setups.values():  # warm-up: allocator, mkldnn/cuDNN primitives
         train_step(net, opt, lr_clip, hr_target)
     seconds = {name: [] for name in setups}

@@ -23,13 +23,18 @@ CASE_KEYS = {"case", "model", "lr_size", "out_size", "scale", "batch", "frames",
              "conv_macs_per_frame", "modes", "ratios", "agreement", "weights"}
 
 
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("vssavsr_benchmark", SCRIPT)
+def _load_script(name: str):
+    """scripts/<name>.py as a module (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"vssavsr_{name}", REPO / "scripts" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses need the module registered
     spec.loader.exec_module(mod)
     return mod
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return _load_script("benchmark")
 
 
 def _env() -> dict:
@@ -183,17 +188,10 @@ def test_helpers(bench, tiny_config):
     assert bench.bf16_peak("Some GPU", 123.0) == 123.0
 
 
-def _load_bench_train():
-    spec = importlib.util.spec_from_file_location("vssavsr_bench_train", REPO / "scripts" / "bench_train.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_bench_train_layouts_do_the_same_work(tmp_path):
     """The training-step A/B times the same step in both layouts: same start weights, same batch,
     and after it the weights of the two still agree; the JSON carries both timings and the ratio."""
-    bt = _load_bench_train()
+    bt = _load_script("bench_train")
     assert bt.parse_case("48:3x2.5") == (48, 3.0, 2.5) and bt.parse_case("40:2") == (40, 2.0, 2.0)
     out = tmp_path / "step.json"
     report = bt.main(["--batch", "2", "--cases", "16:2,16:3x2.5", "--rounds", "1", "--json", str(out)])
@@ -205,8 +203,7 @@ def test_bench_train_layouts_do_the_same_work(tmp_path):
 
     setups = bt.make_setups("savsr-s", torch.device("cpu"), seed=0)
     lr_clip = torch.rand(2, 7, 3, 16, 16, generator=torch.Generator().manual_seed(1))
-    shape = bt.output_shape(setups["plain"][0], lr_clip, (24, 24))
-    target = torch.rand(shape, generator=torch.Generator().manual_seed(2))
+    target = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(2))
     for net, opt in setups.values():
         bt.train_step(net, opt, lr_clip, target)
     plain, cl = (net.state_dict() for net, _ in setups.values())
