@@ -28,7 +28,7 @@ if str(REPO) not in sys.path:
 
 import torch  # noqa: E402
 
-from training.train import build_network, charbonnier  # noqa: E402
+from training.train import backward_pass, build_network  # noqa: E402
 from vssavsr.model.savsr import resolve_output  # noqa: E402
 
 LAYOUTS = ("plain", "channels_last")
@@ -58,10 +58,7 @@ def make_setups(model: str, device: torch.device, seed: int) -> dict:
 
 def train_step(net, opt, lr_clip, hr_target) -> None:
     out = net(lr_clip, out_size=tuple(hr_target.shape[-2:]))  # the centre frame, (B, 3, H, W)
-    loss = charbonnier(out, hr_target)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    backward_pass(net, opt, out, hr_target, grad_clip=1.0)
     opt.step()
 
 

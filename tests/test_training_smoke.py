@@ -9,7 +9,7 @@ from training.config import apply_overrides, load_config
 from training.data import TrainData
 from training.degrade import asbi
 import training.train as train_module
-from training.train import EMA, _PendingSteps, build_network, charbonnier, learning_rate, network_from_state, train
+from training.train import EMA, _PendingSteps, backward_pass, build_network, charbonnier, learning_rate, network_from_state, train
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +136,24 @@ def test_ema_update_is_the_moving_average_of_every_float_tensor():
             torch.testing.assert_close(v, 0.9 * start[k] + 0.1 * now[k])
         else:
             assert torch.equal(v, now[k])  # num_batches_tracked is copied, not averaged
+
+
+def test_backward_pass_replaces_old_gradients_and_clips_them():
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(3, 3, 3, padding=1)
+    opt = torch.optim.Adam(net.parameters())
+    for p in net.parameters():
+        p.grad = torch.full_like(p, 1e3)  # stale gradients from an earlier step must not leak in
+    x, target = torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8)
+    loss, grad_norm = backward_pass(net, opt, net(x), target, grad_clip=1e-3)
+    torch.testing.assert_close(loss, charbonnier(net(x), target))
+    reference = torch.nn.Conv2d(3, 3, 3, padding=1)
+    reference.load_state_dict(net.state_dict())
+    charbonnier(reference(x), target).backward()
+    unclipped = torch.cat([p.grad.flatten() for p in reference.parameters()])
+    torch.testing.assert_close(grad_norm, unclipped.norm())  # the norm before clipping, for the log
+    clipped = torch.cat([p.grad.flatten() for p in net.parameters()])
+    torch.testing.assert_close(clipped, unclipped * (1e-3 / unclipped.norm()), rtol=1e-4, atol=1e-9)
 
 
 def test_pending_steps_are_read_in_order_and_emptied():

@@ -91,6 +91,19 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> 
     return torch.sqrt((pred - target) ** 2 + eps * eps).mean()
 
 
+def backward_pass(net: torch.nn.Module, opt: torch.optim.Optimizer, out: torch.Tensor, target: torch.Tensor,
+                  eps: float = 1e-3, grad_clip: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Charbonnier loss of ``out`` against ``target``, fresh gradients, clipped to ``grad_clip`` (0: no clipping).
+
+    Returns (loss, gradient norm before clipping) as tensors, so that reading them need not wait for the device;
+    the caller decides whether to ``opt.step()`` (the training loop first checks that the loss is finite)."""
+    loss = charbonnier(out.float(), target, eps)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip if grad_clip > 0 else float("inf"))
+    return loss, grad_norm
+
+
 def learning_rate(it: int, base_lr: float, sched: dict | None) -> float:
     """Cosine annealing with restarts (the reference's schedule), optional linear warm-up.
 
@@ -447,10 +460,7 @@ def _train(cfg, out_dir, resume, init, stop_at, max_minutes, progress) -> dict:
                     print(f"torch.compile failed ({type(e).__name__}: {e}); running eagerly", file=sys.stderr)
                     step_net = net
                     out = net(lr_frames, out_size=tuple(target.shape[-2:]))
-            loss = charbonnier(out.float(), target, eps)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            gn = torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip if grad_clip > 0 else float("inf"))
+            loss, gn = backward_pass(net, opt, out, target, eps, grad_clip)
             pending.add(it, loss, gn)
             if len(pending) >= read_every:
                 read_pending()  # a non-finite loss stops here, before opt.step on CPU
