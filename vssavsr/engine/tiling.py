@@ -20,8 +20,11 @@ average of a feature map over the whole frame, which no tile can see. Tiled infe
 therefore runs the tiles first in cheap "statistics" passes (features only: a 1 x 1 HR
 block per tile), in which every spatial mean ``x.mean(dim=(2, 3))`` of the network records the
 sum of its input over the tile's core; the frame-wide means assembled from those sums replace
-the tile-local means in the next pass. ``stat_passes`` passes (default 1) make the means
-converge to the untiled ones; the final pass produces the output with them. The means are
+the tile-local means in the next pass. ``stat_passes`` passes (default 2) make the means
+converge to the untiled ones; the final pass produces the output with them. One pass leaves the
+deeper means computed from features that still saw tile-local means upstream: with trained
+weights that was up to 1.6/255 at ×2 on Vid4 calendar in 64-96 pixel tiles, a second pass
+brings it to 0.2/255 for about 1.5× the tiled time. The means are
 intercepted with a ``TorchFunctionMode`` (in call order), so the model needs no hooks.
 """
 
@@ -41,7 +44,7 @@ ALIGN = 2
 #: Smallest tile core (LR pixels) accepted.
 MIN_CORE = 8
 #: Statistics passes before the final tiled pass (see the module docstring).
-DEFAULT_STAT_PASSES = 1
+DEFAULT_STAT_PASSES = 2
 #: HR pixels each tile computes beyond its block and drops (layers at HR, e.g. the final 3 x 3
 #: conv, would otherwise see zero padding at inner block edges).
 HR_MARGIN = 4
