@@ -17,8 +17,8 @@ scale-adaptive module pools 2 x 2) see the same grid as in the untiled frame.
 
 Global pooling. SAVSR's scale-attention convolutions and channel attentions use the global
 average of a feature map over the whole frame, which no tile can see. Tiled inference
-therefore runs the tiles first in cheap "statistics" passes (features only: a 1 x 1 HR
-block per tile), in which every spatial mean ``x.mean(dim=(2, 3))`` of the network records the
+therefore runs the tiles first in "statistics" passes (the features at full cost, only a 1 x 1
+HR block per tile), in which every spatial mean ``x.mean(dim=(2, 3))`` of the network records the
 sum of its input over the tile's core; the frame-wide means assembled from those sums replace
 the tile-local means in the next pass. ``stat_passes`` passes (default 2) make the means
 converge to the untiled ones; the final pass produces the output with them. One pass leaves the
