@@ -14,12 +14,28 @@ it by itself, but ``core.savsr`` is not autoloaded in scripts that do not import
 """
 
 import os
+import shutil
+import subprocess
 import sys
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
+try:
+    from setuptools.command.bdist_wheel import bdist_wheel
+except ImportError:  # setuptools < 70.1
+    from wheel.bdist_wheel import bdist_wheel
+
 PLUGIN_EXT = "vapoursynth.plugins.libvssavsr"
+
+# Cross-build target (empty: build for this machine, as usual) and its compiler.
+TARGET = os.environ.get("VSSAVSR_PLUGIN_TARGET", "")
+CROSS_COMPILERS = {"win_amd64": "x86_64-w64-mingw32-gcc"}
+if TARGET and TARGET not in CROSS_COMPILERS:
+    sys.exit(f"vssavsr: VSSAVSR_PLUGIN_TARGET={TARGET!r} is not a known target (known: {', '.join(CROSS_COMPILERS)})")
+# -static-libgcc: the DLL needs only KERNEL32.dll and msvcrt.dll, which every Windows has.
+# --no-insert-timestamp: the same source gives the same DLL.
+MINGW_FLAGS = ["-O2", "-std=c11", "-Wall", "-shared", "-static-libgcc", "-s", "-Wl,--no-insert-timestamp"]
 
 
 def vapoursynth_include() -> str:
@@ -45,7 +61,8 @@ class BuildPlugin(build_ext):
         # Called with the full dotted name or only its last part, depending on the caller.
         if fullname in (PLUGIN_EXT, PLUGIN_EXT.rsplit(".", 1)[1]):
             name = os.path.join(*fullname.split("."))
-            return name + (".dll" if sys.platform == "win32" else ".dylib" if sys.platform == "darwin" else ".so")
+            windows = TARGET == "win_amd64" or (not TARGET and sys.platform == "win32")
+            return name + (".dll" if windows else ".dylib" if sys.platform == "darwin" else ".so")
         return super().get_ext_filename(fullname)
 
     def get_export_symbols(self, ext):
@@ -72,7 +89,32 @@ class BuildPlugin(build_ext):
     def build_extension(self, ext):
         if ext.name == PLUGIN_EXT:
             ext.include_dirs = [vapoursynth_include()] + list(ext.include_dirs)
+            if TARGET:
+                return self.cross_build(ext)
         super().build_extension(ext)
+
+    def cross_build(self, ext):
+        compiler = os.environ.get("VSSAVSR_CROSS_CC", CROSS_COMPILERS[TARGET])
+        if shutil.which(compiler) is None:
+            sys.exit(
+                f"vssavsr: cross-building the plugin for {TARGET} needs {compiler}, which is not on PATH; "
+                "on Debian: apt-get install gcc-mingw-w64-x86-64 (or set VSSAVSR_CROSS_CC)"
+            )
+        out = self.get_ext_fullpath(ext.name)
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        includes = [f"-I{d}" for d in ext.include_dirs]
+        cmd = [compiler, *MINGW_FLAGS, *includes, *ext.sources, "-o", out]
+        print(" ".join(cmd))
+        subprocess.run(cmd, check=True)
+
+
+class BdistWheel(bdist_wheel):
+    """Cross-builds are tagged for their target: py3-none-<target> (see the module docstring)."""
+
+    def get_tag(self):
+        if TARGET:
+            return "py3", "none", TARGET
+        return super().get_tag()
 
 
 plugin = Extension(
@@ -83,4 +125,9 @@ plugin = Extension(
     py_limited_api=False,
 )
 
-setup(ext_modules=[plugin], cmdclass={"build_ext": BuildPlugin})
+setup(
+    ext_modules=[plugin],
+    cmdclass={"build_ext": BuildPlugin, "bdist_wheel": BdistWheel},
+    # A cross-build must never pick up (or leave behind) this machine's build of the plugin.
+    options={"build": {"build_base": os.path.join("build", TARGET)}} if TARGET else {},
+)

@@ -18,13 +18,30 @@
  *                               GIL held, passing the planes as memoryviews.
  *
  * Python is never linked: the few functions of the stable C API that we use are looked up at
- * run time in the host process (dlsym). In a host without a running Python interpreter the
- * plugin still loads, and every function fails with a clear message.
+ * run time in the host process, so one build serves every Python 3 (>= 3.12) that runs
+ * VapourSynth. In a host without a running Python interpreter the plugin still loads, and
+ * every function fails with a clear message. Where the lookup happens:
+ *
+ *   Linux (and other ELF systems)  dlsym(RTLD_DEFAULT), then, for hosts that loaded libpython
+ *                                  with RTLD_LOCAL, the loaded-object list (dl_iterate_phdr).
+ *   Windows                        the python3XY.dll already loaded in the process, found in the
+ *                                  loaded-module list (EnumProcessModules), then GetProcAddress.
+ *   macOS                          dlsym(RTLD_DEFAULT) only (never built or run by the project).
  */
+#if defined(_WIN32)
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+#include <psapi.h>
+#include <wctype.h>
+#else
 #define _GNU_SOURCE
 #include <dlfcn.h>
-#include <link.h>
 #include <pthread.h>
+#if !defined(__APPLE__)
+#include <link.h>
+#endif
+#endif
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,8 +86,84 @@ static struct {
     void (*DecRef)(PyObject *);
 } py;
 
-static pthread_mutex_t py_resolve_lock = PTHREAD_MUTEX_INITIALIZER;
+/* A statically initialised lock (SRWLOCK on Windows: no pthreads library to ship). */
+#if defined(_WIN32)
+typedef SRWLOCK shim_lock;
+#define SHIM_LOCK_INIT SRWLOCK_INIT
+static void shim_lock_take(shim_lock *l) { AcquireSRWLockExclusive(l); }
+static void shim_lock_drop(shim_lock *l) { ReleaseSRWLockExclusive(l); }
+#else
+typedef pthread_mutex_t shim_lock;
+#define SHIM_LOCK_INIT PTHREAD_MUTEX_INITIALIZER
+static void shim_lock_take(shim_lock *l) { pthread_mutex_lock(l); }
+static void shim_lock_drop(shim_lock *l) { pthread_mutex_unlock(l); }
+#endif
 
+static shim_lock py_resolve_lock = SHIM_LOCK_INIT;
+
+#if defined(_WIN32)
+
+typedef HMODULE py_library;
+
+static void *library_symbol(py_library lib, const char *name) {
+    return (void *)(uintptr_t)GetProcAddress(lib, name);
+}
+
+/* python3XY.dll, also python3XYt.dll (free-threaded) and python3XY_d.dll (debug); not python3.dll,
+ * the stable-ABI forwarder, which lacks the optional finalizing check. */
+static int is_python_runtime_name(const wchar_t *name) {
+    size_t len = wcslen(name);
+    return len > 11 && _wcsnicmp(name, L"python3", 7) == 0 && iswdigit(name[7]) &&
+           _wcsicmp(name + len - 4, L".dll") == 0;
+}
+
+/* The Python runtime DLL already loaded in this process, or NULL. Found in the loaded-module list
+ * (EnumProcessModules, kernel32 since Windows 7) rather than by guessing a name: the list hands
+ * back module handles, which is what GetProcAddress takes, without the whole-process snapshot
+ * (and its retry on ERROR_BAD_LENGTH) that CreateToolhelp32Snapshot needs. The module found is
+ * pinned with a reference, as dlopen(RTLD_NOLOAD) does on Linux, so the resolved entry points
+ * stay valid. An interpreter that is running wins over one that is only loaded. */
+static py_library find_python_runtime(void) {
+    HANDLE self = GetCurrentProcess();
+    HMODULE stack[512];
+    HMODULE *mods = stack;
+    DWORD capacity = sizeof(stack), needed = 0;
+    BOOL listed;
+    while ((listed = EnumProcessModules(self, mods, capacity, &needed)) && needed > capacity) {
+        if (mods != stack) free(mods);
+        capacity = needed + 64 * sizeof(HMODULE); /* modules may load meanwhile */
+        mods = malloc(capacity);
+        if (!mods) return NULL;
+    }
+    if (!listed) needed = 0;
+    int (*chosen)(void) = NULL; /* Py_IsInitialized of the chosen runtime */
+    for (DWORD i = 0; i < needed / sizeof(HMODULE); i++) {
+        wchar_t name[MAX_PATH];
+        DWORD n = GetModuleBaseNameW(self, mods[i], name, MAX_PATH);
+        if (n == 0 || n >= MAX_PATH || !is_python_runtime_name(name)) continue;
+        int (*initialized)(void);
+        *(void **)(&initialized) = library_symbol(mods[i], "Py_IsInitialized");
+        if (!initialized) continue;
+        if (initialized()) {
+            chosen = initialized;
+            break;
+        }
+        if (!chosen) chosen = initialized;
+    }
+    if (mods != stack) free(mods);
+    HMODULE pinned = NULL;
+    if (!chosen || !GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS, (LPCWSTR)(void *)(uintptr_t)chosen, &pinned))
+        return NULL;
+    return pinned;
+}
+
+#else
+
+typedef void *py_library;
+
+static void *library_symbol(py_library lib, const char *name) { return dlsym(lib, name); }
+
+#if !defined(__APPLE__)
 static void *find_libpython_cb_result;
 
 static int find_libpython_cb(struct dl_phdr_info *info, size_t size, void *data) {
@@ -85,24 +178,42 @@ static int find_libpython_cb(struct dl_phdr_info *info, size_t size, void *data)
     }
     return 0;
 }
+#endif
+
+/* The handle to look Python up in (RTLD_DEFAULT, NULL on glibc, is a valid answer); *ok = 0 when
+ * this process has no Python. */
+static py_library find_python_runtime_posix(int *ok) {
+    *ok = 1;
+    if (dlsym(RTLD_DEFAULT, "Py_IsInitialized")) return RTLD_DEFAULT;
+#if !defined(__APPLE__)
+    /* Python may have been loaded with RTLD_LOCAL (an embedding host): find it. */
+    find_libpython_cb_result = NULL;
+    dl_iterate_phdr(find_libpython_cb, NULL);
+    *ok = find_libpython_cb_result != NULL;
+    return find_libpython_cb_result;
+#else
+    *ok = 0;
+    return NULL;
+#endif
+}
+
+#endif
 
 /* Resolve the Python C API in the host process. Returns 1 when Python is usable. */
 static int python_resolve(void) {
-    pthread_mutex_lock(&py_resolve_lock);
+    shim_lock_take(&py_resolve_lock);
     if (py.resolved == 0) {
-        void *h = RTLD_DEFAULT; /* NULL on glibc: not a failure */
         int ok = 1;
-        if (!dlsym(h, "Py_IsInitialized")) {
-            /* Python may have been loaded with RTLD_LOCAL (an embedding host): find it. */
-            find_libpython_cb_result = NULL;
-            dl_iterate_phdr(find_libpython_cb, NULL);
-            h = find_libpython_cb_result;
-            ok = h != NULL;
-        }
+#if defined(_WIN32)
+        py_library h = find_python_runtime();
+        ok = h != NULL;
+#else
+        py_library h = find_python_runtime_posix(&ok);
+#endif
 #define RESOLVE(field, name)                                   \
     do {                                                       \
         if (ok) {                                              \
-            *(void **)(&py.field) = dlsym(h, name);            \
+            *(void **)(&py.field) = library_symbol(h, name);            \
             if (!py.field) ok = 0;                             \
         }                                                      \
     } while (0)
@@ -129,13 +240,13 @@ static int python_resolve(void) {
 #undef RESOLVE
         if (ok) {
             /* Py_IsFinalizing is public from 3.13, _Py_IsFinalizing before. Optional. */
-            *(void **)(&py.IsFinalizing) = dlsym(h, "Py_IsFinalizing");
-            if (!py.IsFinalizing) *(void **)(&py.IsFinalizing) = dlsym(h, "_Py_IsFinalizing");
+            *(void **)(&py.IsFinalizing) = library_symbol(h, "Py_IsFinalizing");
+            if (!py.IsFinalizing) *(void **)(&py.IsFinalizing) = library_symbol(h, "_Py_IsFinalizing");
         }
         py.resolved = ok ? 1 : -1;
     }
     int r = py.resolved == 1;
-    pthread_mutex_unlock(&py_resolve_lock);
+    shim_lock_drop(&py_resolve_lock);
     return r;
 }
 
@@ -235,7 +346,7 @@ typedef struct Pending {
     struct Pending *next;
 } Pending;
 
-static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
+static shim_lock pending_lock = SHIM_LOCK_INIT;
 static Pending *pending_head = NULL;
 static int64_t pending_next_key = 1;
 
@@ -262,11 +373,11 @@ static void VS_CC upscaleCreate(const VSMap *in, VSMap *out, void *userData, VSC
     p->core = core;
     p->args = vsapi->createMap();
     vsapi->copyMap(in, p->args);
-    pthread_mutex_lock(&pending_lock);
+    shim_lock_take(&pending_lock);
     p->key = pending_next_key++;
     p->next = pending_head;
     pending_head = p;
-    pthread_mutex_unlock(&pending_lock);
+    shim_lock_drop(&pending_lock);
 
     PyGILState_STATE gil = py.GILState_Ensure();
     PyObject *args = py.Tuple_New(1);
@@ -274,14 +385,14 @@ static void VS_CC upscaleCreate(const VSMap *in, VSMap *out, void *userData, VSC
     int ok = bridge_call("create_upscale", args, NULL, err, sizeof(err));
     py.GILState_Release(gil);
 
-    pthread_mutex_lock(&pending_lock);
+    shim_lock_take(&pending_lock);
     for (Pending **pp = &pending_head; *pp; pp = &(*pp)->next) {
         if (*pp == p) {
             *pp = p->next;
             break;
         }
     }
-    pthread_mutex_unlock(&pending_lock);
+    shim_lock_drop(&pending_lock);
 
     if (ok && !p->result) {
         ok = 0;
@@ -302,14 +413,14 @@ static Pending *pending_find(const VSMap *in, VSMap *out, VSCore *core, const VS
     int e = 0;
     int64_t key = vsapi->mapGetInt(in, "key", 0, &e);
     Pending *found = NULL;
-    pthread_mutex_lock(&pending_lock);
+    shim_lock_take(&pending_lock);
     for (Pending *p = pending_head; p; p = p->next) {
         if (p->key == key) {
             found = p;
             break;
         }
     }
-    pthread_mutex_unlock(&pending_lock);
+    shim_lock_drop(&pending_lock);
     char err[256];
     if (!found) {
         snprintf(err, sizeof(err), "%s: internal function of savsr.Upscale, not for use in scripts", fname);
