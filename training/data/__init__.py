@@ -25,7 +25,7 @@ __all__ = [
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: evaluation-only data sets: refusing them as training sources keeps the reported scores honest
-EVAL_ONLY = ("vid4", "udm10")
+EVAL_ONLY = ("vid4", "udm10", "validation")
 
 
 def resolve_path(path: str | Path, base: Path | None = None) -> Path:

@@ -47,10 +47,13 @@ def read_video_vs(
         width, height = max(1, round(width / downscale)), max(1, round(height / downscale))
     if clip.format.color_family != vs.RGB or clip.format.bits_per_sample != 8 or (width, height) != (clip.width, clip.height):
         kw = {"width": width, "height": height, "filter_param_a": 0.0, "filter_param_b": 0.5}
+        untagged = props0 is None or "_ColorRange" not in props0
         if clip.format.color_family == vs.YUV:
             kw["matrix_in_s"] = _matrix_for(props0, clip.height)
-            if props0 is None or "_ColorRange" not in props0:
+            if untagged:
                 kw["range_in_s"] = "limited"
+        elif clip.format.color_family == vs.GRAY and untagged:
+            kw["range_in_s"] = "full"  # as ffmpeg reads untagged gray video: R = G = B = the stored values
         clip = core.resize.Bicubic(clip, format=vs.RGB24, **kw)
     frames = np.empty((clip.num_frames, 3, clip.height, clip.width), dtype=np.uint8)
     cuts: list[int] = []
