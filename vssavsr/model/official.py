@@ -194,7 +194,7 @@ def _count(sd: Mapping[str, Any], pattern: str) -> int:
 
 def infer_config(sd: Mapping[str, Any], path: Any = "<state dict>") -> SAVSRConfig:
     """The SAVSRConfig (official layout) whose network has the shapes of state dict ``sd``."""
-    rgb, c = _shape(sd, "tail.weight", path)[:2]
+    c, rgb = _shape(sd, "f2p_win.conv_c.weight", path)[:2]  # anchors in the release's key order
     sup = _shape(sd, "f2p_win.conv_sup.weight", path)[1]
     sub_window = sup // rgb + 1
     _shape(sd, "h_win.0.conv_h.0.weight", path)
@@ -314,7 +314,8 @@ def load_official(path: "str | os.PathLike[str]") -> tuple[SAVSR, dict[str, Any]
     try:
         obj = load_weights(path)
     except TorchFileError as exc:
-        raise CheckpointError(path, exc.kind, str(exc), key=exc.entry) from None
+        entry, _, key = (exc.entry or "").partition("/")
+        raise CheckpointError(path, exc.kind, str(exc), key=(key if entry in ENTRIES else exc.entry) or None) from None
     sd, entry = _pick_state_dict(path, obj)
     net = from_official_state_dict(sd, path)
     meta = {

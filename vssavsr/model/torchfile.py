@@ -55,18 +55,28 @@ def load_weights(path: "str | os.PathLike[str]") -> Any:
     except pickle.UnpicklingError as exc:
         if "Weights only load failed" not in str(exc):
             raise _unreadable(path, exc) from None
-        wanted = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        name = wanted.group(1) if wanted else "a callable"
-        finding = diagnose(path)
-        where = f" (entry {finding.entry})" if finding and finding.entry else ""
-        raise TorchFileError(
-            "unsafe",
-            f"refused: its pickle asks to run code ({finding.name if finding and finding.name else name}){where}; "
-            "nothing was executed. A weights file holds only tensors: use the file from the official release",
-            finding.entry if finding else None,
-        ) from None
+        raise _refused(path, str(exc)) from None
     except Exception as exc:  # torch raises RuntimeError / EOFError / others for damaged files
         raise _unreadable(path, exc) from None
+
+
+def _refused(path: Path, message: str) -> TorchFileError:
+    """torch.load(weights_only=True) refused the pickle (it named a callable, or used an opcode that
+    plain tensors never need); nothing ran. Say which entry, when the inert look finds it."""
+    finding = diagnose(path)
+    wanted = re.search(r"GLOBAL ([\w.]+)", message)
+    if finding is not None and finding.kind == "unsafe":
+        what = f"entry {finding.entry!r} of its pickle asks to run code ({finding.name})"
+    elif wanted:
+        what = f"its pickle asks to run code ({wanted.group(1)})"
+    else:
+        reason = [ln.strip() for ln in message.splitlines() if ln.strip()][-2:-1] or ["not plain tensors"]
+        what = f"its pickle is not plain tensors ({reason[0][:200]})"
+    return TorchFileError(
+        "unsafe",
+        f"refused: {what}; nothing was executed. A weights file holds only tensors: use the file from the official release",
+        finding.entry if finding is not None else None,
+    )
 
 
 def _unreadable(path: Path, exc: Exception) -> TorchFileError:
@@ -159,14 +169,20 @@ def _walk(obj, path: str, out: list) -> None:
 
 
 def diagnose(path: "str | os.PathLike[str]") -> Finding | None:
-    """Which entry makes a torch zip file unreadable: the first tensor it cuts off, or the first entry
-    that names code. None when the file is fine, not a torch zip, or its index is unreadable."""
+    """Which entry makes a torch file unreadable: the first entry that names code (zip archive or plain
+    pickle), or the first tensor a truncated zip archive cuts off. None when nothing is found."""
     try:
         data = Path(path).read_bytes()
     except OSError:
         return None
-    if not data.startswith(_ZIP_MAGIC):
-        return None
+    if not data.startswith(_ZIP_MAGIC):  # a plain pickle (or torch's legacy format: its first pickle is a number)
+        try:
+            root = _InertUnpickler(io.BytesIO(data)).load()
+        except Exception:
+            return None
+        entries: list = []
+        _walk(root, "", entries)
+        return next((Finding("unsafe", e, name=info) for kind, e, info in entries if kind == "unsafe"), None)
     name_len, extra_len = struct.unpack("<HH", data[26:30])
     name = data[30 : 30 + name_len].decode("utf-8", "replace")
     if not name.endswith("data.pkl"):
@@ -175,8 +191,9 @@ def diagnose(path: "str | os.PathLike[str]") -> Finding | None:
     try:
         root = _InertUnpickler(io.BytesIO(data[30 + name_len + extra_len :])).load()
     except Exception:
-        return Finding("truncated", None, f"truncated PyTorch file ({len(data)} bytes): cut inside its index (data.pkl)")
-    entries: list = []
+        return Finding("truncated", None, f"truncated or damaged PyTorch file ({len(data)} bytes): its index (data.pkl) "
+                       "cannot be read")
+    entries = []
     _walk(root, "", entries)
     for kind, entry, info in entries:
         if kind == "unsafe":
