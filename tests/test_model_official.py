@@ -366,3 +366,27 @@ def test_official_vectors_reproduce(reference_net, name, scale, mode):
     assert got.shape == want.shape
     err = (got - want).abs().max().item()
     assert err <= 1e-5, f"{name} {scale} {mode}: max abs diff {err:.3g}"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch.cuda.is_available() is False)")
+def test_official_vectors_on_cuda(reference_net):
+    """fp32 without TF32 reproduces the vectors as on the CPU; fp16 autocast stays close to them."""
+    from safetensors.torch import load_file
+
+    vec = load_file(str(REFERENCE / "official-small.safetensors"))
+    net = SAVSR(reference_net.config)
+    net.load_state_dict(reference_net.state_dict())
+    net = net.cuda().eval().fuse_for_inference()
+    x, want = vec["x"].cuda(), vec["y_2.35_3.1"].cuda()
+    tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.no_grad():
+            fp32 = net(x, scale=(2.35, 3.1))
+            with torch.autocast("cuda", dtype=torch.float16):
+                half = net(x, scale=(2.35, 3.1)).float()
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
+    assert (fp32 - want).abs().max().item() <= 1e-5
+    assert ((half - want).norm() / want.norm()).item() < 1e-2
