@@ -188,8 +188,8 @@ def test_params_ema_is_preferred_and_a_bare_state_dict_is_accepted(tiny_official
     raw, ema = randomised(tiny_official, 1), randomised(tiny_official, 2)
     both = tmp_path / "both.pth"
     torch.save({"params": official.official_state_dict(raw), "params_ema": official.official_state_dict(ema)}, both)
-    bare = tmp_path / "bare.pth"
-    torch.save(official.official_state_dict(raw), bare)
+    bare = tmp_path / "bare.pth"  # and saved from DataParallel: every key prefixed with "module."
+    torch.save({f"module.{k}": v for k, v in official.official_state_dict(raw).items()}, bare)
     a, meta_a = load_checkpoint(both)
     b, meta_b = load_checkpoint(bare)
     assert meta_a["source_entry"] == "params_ema" and meta_b["source_entry"] is None

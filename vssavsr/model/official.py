@@ -279,13 +279,20 @@ def from_official_state_dict(sd: Mapping[str, Any], path: Any = "<state dict>") 
     return net.eval()
 
 
+def _strip_module(sd: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Drop the ``module.`` prefix that (Distributed)DataParallel adds to every key (BasicSR drops it too)."""
+    if sd and all(isinstance(k, str) and k.startswith("module.") for k in sd):
+        return {k[len("module."):]: v for k, v in sd.items()}
+    return sd
+
+
 def _pick_state_dict(path: Path, obj: Any) -> tuple[Mapping[str, Any], str | None]:
     if isinstance(obj, Mapping):
         for entry in ENTRIES:
             if isinstance(obj.get(entry), Mapping):
-                return obj[entry], entry
+                return _strip_module(obj[entry]), entry
         if obj and all(isinstance(v, Tensor) for v in obj.values()):
-            return obj, None
+            return _strip_module(obj), None
         found = ", ".join(map(repr, list(obj)[:6])) or "nothing"
     else:
         found = f"a {type(obj).__name__}"
