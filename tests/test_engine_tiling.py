@@ -103,15 +103,18 @@ def _net(cfg):
     return SAVSR(cfg).eval().fuse_for_inference()
 
 
-@pytest.mark.parametrize("which", ["tiny", "savsr-s"])
+@pytest.mark.parametrize("which", ["tiny", "tiny-official", "savsr-s"])
 def test_tiled_equals_untiled_on_real_content(which, tiny_config, shared_data):
+    import dataclasses
+
     from vssavsr.model import NAMED_CONFIGS
 
-    net = _net(tiny_config if which == "tiny" else NAMED_CONFIGS["savsr-s"])
+    configs = {"tiny": tiny_config, "tiny-official": dataclasses.replace(tiny_config, layout="official")}
+    net = _net(configs.get(which) or NAMED_CONFIGS["savsr-s"])
     x = _vid4_window(shared_data, 64, 96)
     fn = lambda f, o, s, off: net(f, out_size=o, scale=s, offset=off)  # noqa: E731
     with torch.inference_mode():
-        for out_size in ((128, 192), (150, 171)) if which == "tiny" else ((150, 171),):
+        for out_size in ((128, 192), (150, 171)) if which.startswith("tiny") else ((150, 171),):
             scale = (out_size[0] / 64, out_size[1] / 96)
             ref = fn(x, out_size, scale, (0.0, 0.0))
             tiles = tiling.plan_tiles((64, 96), out_size, scale, (0.0, 0.0), 48, tiling.DEFAULT_PAD)

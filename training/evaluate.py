@@ -12,6 +12,7 @@ Examples::
     python -m training.evaluate --checkpoint vssavsr/weights/savsr-s.safetensors --quick
     python -m training.evaluate --checkpoint runs/cpu/last.pt --scales 2,3,4,2/4 --out runs/cpu/eval
     python -m training.evaluate --checkpoint my.safetensors --scales published --liif   # all 42 published scales
+    python -m training.evaluate --checkpoint savsr_best.pth --scales published          # the authors' released weights
 
 Writes ``results.md`` (tables like ``shared/docs/savsr-results.md``), ``results.json`` and ``psnr_vs_scale.png``.
 """
@@ -323,7 +324,8 @@ def results_scales(results: dict) -> list[str]:
 
 
 def load_network(path: str | Path, weights: str = "ema"):
-    """A SAVSR network from a plugin checkpoint (.safetensors) or a training state (.pt, EMA weights by default)."""
+    """A SAVSR network from a plugin checkpoint (.safetensors), the authors' released weights (.pth, read by
+    ``load_checkpoint``) or a training state (.pt, EMA weights by default)."""
     path = Path(path)
     if path.suffix == ".pt" or path.is_dir():  # a run folder means its last.pt
         from training.train import network_from_state
@@ -444,7 +446,7 @@ def _run(args, argv, methods: dict[str, Upscaler], real: bool, out: Path) -> dic
 
 def main(argv: Sequence[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", "-c", help="plugin checkpoint (.safetensors), training state (.pt) or run folder; omit for baselines only")
+    ap.add_argument("--checkpoint", "-c", help="plugin checkpoint (.safetensors), the official weights (.pth), training state (.pt) or run folder; omit for baselines only")
     ap.add_argument("--weights", choices=["ema", "raw"], default="ema", help="which weights of a training state")
     ap.add_argument("--label", default=None, help="name of the model's row (default: the checkpoint's file name)")
     ap.add_argument("--data", default=str(DEFAULT_VID4), help="folder of test sequences (default: shared Vid4)")

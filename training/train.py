@@ -6,6 +6,7 @@ Examples::
     python -m training.train --config cpu-default --out runs/cpu                   # compact savsr-s, 1 thread
     python -m training.train --resume runs/cpu                                     # exact resume (last.pt)
     python -m training.train --config cpu-default --init vssavsr/weights/savsr-s.safetensors --out runs/cpu2
+    python -m training.train --config quick-gpu --init savsr_best.pth --out runs/ft   # from the official weights
     python -m training.train --config quick-gpu --out runs/q --set optim.lr=1e-4 data.batch_size=24
     python -m training.train --config reference --out runs/ref                     # the published recipe
 
@@ -552,7 +553,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--config", "-c", default=None, help="YAML file or shipped name: reference, quick-gpu, cpu-default, cpu-smoke")
     ap.add_argument("--out", "-o", default=None, help="run folder (default runs/<config name>)")
     ap.add_argument("--resume", default=None, help="training state (.pt) or run folder: exact resume")
-    ap.add_argument("--init", default=None, help="start from these weights (plugin .safetensors checkpoint)")
+    ap.add_argument("--init", default=None, help="start from these weights (plugin .safetensors checkpoint or the official .pth)")
     ap.add_argument("--set", "-s", nargs="*", default=[], metavar="KEY=VALUE", help="overrides, e.g. optim.lr=1e-4 train.iterations=2000")
     ap.add_argument("--stop-at", type=int, default=None, help="save and stop after this many iterations (resume later)")
     ap.add_argument("--max-minutes", type=float, default=None, help="save and stop after this much wall time")

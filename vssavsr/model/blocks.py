@@ -9,6 +9,9 @@ match the published 11.48 M parameters):
   1 x 1 C/16 -> C, sigmoid), plus the input; a residual group ends with a 3 x 3 conv;
 - scale-adaptive module: all mask-branch convs are 3 x 3 (C -> C/4, C/4 -> C/4 twice, C/4 -> 1);
 - reconstruction: one learned gamma per residual group (initialised to 1).
+The official layout (``SAVSRConfig.layout``, the authors' released code) differs where its
+weights show it: a scale-aware PFRB merges with its OSConv (N*C -> C), one shared gamma, and
+the mask convs have biases.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from .osconv import OSConv
 __all__ = ["PFRB", "ChannelAttention", "RCAB", "ResidualGroup", "ScaleAdaptiveModule", "Reconstruction"]
 
 
-def make_osconv(cfg: SAVSRConfig) -> OSConv:
-    """The OSConv every block uses, sized from the config."""
-    return OSConv(cfg.channels, cfg.num_kernels, cfg.osconv_hidden)
+def make_osconv(cfg: SAVSRConfig, in_channels: int | None = None) -> OSConv:
+    """The OSConv every block uses, sized from the config: ``in_channels`` (default C) -> C."""
+    c_in = in_channels or cfg.channels
+    return OSConv(c_in, cfg.num_kernels, cfg.osconv_trunk(c_in), out_channels=cfg.channels)
 
 
 class PFRB(nn.Module):
@@ -34,7 +38,8 @@ class PFRB(nn.Module):
 
     Each branch: 3 x 3 conv + act; concat -> 1 x 1 conv NC -> C + act (shared base); if scale
     aware, base += act(OSConv(base)); each branch: concat(base, its feature) -> 3 x 3 conv
-    2C -> C + act, plus that branch's input.
+    2C -> C + act, plus that branch's input. Official layout: a scale-aware block's merge is an
+    OSConv NC -> C + act (``merge`` is then an OSConv, ``refine`` None).
     """
 
     def __init__(self, cfg: SAVSRConfig, branches: int, scale_aware: bool) -> None:
@@ -42,14 +47,16 @@ class PFRB(nn.Module):
         c = cfg.channels
         self.slope = cfg.negative_slope
         self.branch_in = nn.ModuleList(conv3x3(c, c) for _ in range(branches))
-        self.merge = conv1x1(branches * c, c)
-        self.refine = make_osconv(cfg) if scale_aware else None
+        osconv_merge = scale_aware and cfg.osconv_merge
+        self.merge = make_osconv(cfg, branches * c) if osconv_merge else conv1x1(branches * c, c)
+        self.refine = make_osconv(cfg) if scale_aware and not osconv_merge else None
         self.branch_out = nn.ModuleList(conv3x3(2 * c, c) for _ in range(branches))
 
     def forward(self, feats: list[Tensor], inv_scale: Tensor) -> list[Tensor]:
         s = self.slope
         mids = [lrelu(conv(f), s) for conv, f in zip(self.branch_in, feats)]
-        base = lrelu(self.merge(torch.cat(mids, dim=1)), s)
+        cat = torch.cat(mids, dim=1)
+        base = lrelu(self.merge(cat, inv_scale) if isinstance(self.merge, OSConv) else self.merge(cat), s)
         if self.refine is not None:
             base = base + lrelu(self.refine(base, inv_scale), s)
         return [
@@ -103,16 +110,18 @@ class ScaleAdaptiveModule(nn.Module):
     """x + OSConv(x, scale) * mask(x); the mask branch pools by 2, so h and w must be even.
 
     mask = sigmoid(BN(conv(up2(relu(BN(conv(relu(BN(conv(pool2(relu(BN(conv(x)))))))))))))
-    with the convs C -> C/4, C/4 -> C/4 (twice), C/4 -> 1, all 3 x 3 without bias.
+    with the convs C -> C/4, C/4 -> C/4 (twice), C/4 -> 1, all 3 x 3, without bias (with bias in
+    the official layout; folded with the BatchNorm like the rest by ``ConvBN.fuse``).
     """
 
     def __init__(self, cfg: SAVSRConfig) -> None:
         super().__init__()
         c = cfg.channels
         mid = max(1, c // cfg.sam_ratio)
-        self.mask_in = ConvBN(c, mid, 3)
-        self.mask_body = nn.ModuleList([ConvBN(mid, mid, 3), ConvBN(mid, mid, 3)])
-        self.mask_out = ConvBN(mid, 1, 3)
+        bias = cfg.mask_bias
+        self.mask_in = ConvBN(c, mid, 3, bias=bias)
+        self.mask_body = nn.ModuleList([ConvBN(mid, mid, 3, bias=bias), ConvBN(mid, mid, 3, bias=bias)])
+        self.mask_out = ConvBN(mid, 1, 3, bias=bias)
         self.osconv = make_osconv(cfg)
 
     def mask(self, x: Tensor) -> Tensor:
@@ -130,18 +139,18 @@ class ScaleAdaptiveModule(nn.Module):
 
 class Reconstruction(nn.Module):
     """From the aligned feature A: (residual group, scale-adaptive module, + gamma_g * A) per
-    group, then a 3 x 3 conv, plus A: the feature R."""
+    group, then a 3 x 3 conv, plus A: the feature R. One gamma for all groups in the official layout."""
 
     def __init__(self, cfg: SAVSRConfig) -> None:
         super().__init__()
         c, g = cfg.channels, cfg.residual_groups
         self.groups = nn.ModuleList(ResidualGroup(c, cfg.rcab_per_group, cfg.ca_reduction) for _ in range(g))
         self.adapt = nn.ModuleList(ScaleAdaptiveModule(cfg) for _ in range(g))
-        self.gamma = nn.Parameter(torch.ones(g))
+        self.gamma = nn.Parameter(torch.ones(1 if cfg.shared_gamma else g))
         self.conv = conv3x3(c, c)
 
     def forward(self, a: Tensor, inv_scale: Tensor) -> Tensor:
         x = a
         for i, (group, adapt) in enumerate(zip(self.groups, self.adapt)):
-            x = adapt(group(x), inv_scale) + self.gamma[i] * a
+            x = adapt(group(x), inv_scale) + self.gamma[i if len(self.gamma) > 1 else 0] * a
         return self.conv(x) + a

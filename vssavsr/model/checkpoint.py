@@ -1,4 +1,5 @@
 """The project's one checkpoint format: a safetensors file (no pickle, nothing executes on load).
+``load_checkpoint`` also reads the authors' released weights (a ``.pth`` file, see ``official``).
 
 Tensors: the network's state dict (floating tensors optionally cast, e.g. to fp16).
 Metadata (safetensors string map, JSON values):
@@ -9,7 +10,8 @@ Metadata (safetensors string map, JSON values):
 
 Every way a file can be unusable raises :class:`CheckpointError` whose ``kind`` and message say
 which: ``missing``, ``not_safetensors``, ``truncated``, ``not_checkpoint``, ``version``,
-``config``, ``architecture``.
+``config``, ``architecture``; for ``.pth`` files also ``unsafe`` (a pickle that asks to run code)
+and ``not_torch``. ``key`` names the entry at fault when there is one.
 """
 
 from __future__ import annotations
@@ -38,11 +40,13 @@ _MAX_HEADER = 100 * 1024 * 1024
 
 
 class CheckpointError(ValueError):
-    """A file that cannot be loaded as a vssavsr checkpoint; ``kind`` says why."""
+    """A file that cannot be loaded as a vssavsr checkpoint; ``kind`` says why, ``key`` which entry
+    (the first missing, unexpected or mis-shaped key, the tensor a truncated file cuts) when known."""
 
-    def __init__(self, path: "str | os.PathLike[str]", kind: str, detail: str) -> None:
+    def __init__(self, path: "str | os.PathLike[str]", kind: str, detail: str, key: str | None = None) -> None:
         self.path = str(path)
         self.kind = kind
+        self.key = key
         super().__init__(f"{self.path}: {detail}")
 
 
@@ -100,7 +104,8 @@ def _read_header(path: Path) -> dict[str, Any]:
         (n,) = struct.unpack("<Q", head)
         first = f.read(1)
         if n == 0 or n > _MAX_HEADER or first != b"{":
-            raise CheckpointError(path, "not_safetensors", "not a safetensors file (no valid header)")
+            hint = "; a PyTorch file? the official SAVSR weights load from a file named *.pth" if head[:2] in (b"PK", b"\x80\x02") else ""
+            raise CheckpointError(path, "not_safetensors", "not a safetensors file (no valid header)" + hint)
         if 8 + n > size:
             raise CheckpointError(path, "truncated", f"truncated safetensors file (header needs {8 + n} bytes, file has {size})")
         raw = first + f.read(n - 1)
@@ -152,10 +157,18 @@ def _check_architecture(path: Path, net: nn.Module, tensors: dict[str, torch.Ten
 
 
 def load_checkpoint(path: "str | os.PathLike[str]", map_location: "str | torch.device" = "cpu") -> tuple[SAVSR, dict[str, Any]]:
-    """Build the network stored in ``path``: returns (net in eval mode on map_location, metadata)."""
+    """Build the network stored in ``path``: returns (net in eval mode on map_location, metadata).
+
+    ``path`` is our safetensors checkpoint, or (named ``*.pth``) the authors' released weights
+    (``official.load_official``: config read from the shapes, metadata naming the source file)."""
     from safetensors.torch import load_file
 
     path = Path(path)
+    if path.suffix.lower() == ".pth":
+        from .official import load_official
+
+        net, user = load_official(path)
+        return net.to(map_location).eval(), user
     config, user = read_checkpoint_info(path)
     try:
         tensors = load_file(str(path), device="cpu")

@@ -11,12 +11,17 @@ import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-__all__ = ["SAVSRConfig", "NAMED_CONFIGS", "resolve_config"]
+__all__ = ["SAVSRConfig", "NAMED_CONFIGS", "resolve_config", "LAYOUTS"]
+
+#: Block layouts a configuration can name (see SAVSRConfig.layout).
+LAYOUTS = ("paper", "official")
+#: The official layout sizes each OSConv attention trunk max(osconv_hidden, in_channels // 16).
+OFFICIAL_TRUNK_RATIO = 16
 
 
 @dataclass(frozen=True)
 class SAVSRConfig:
-    """Architecture of one SAVSR network (defaults: the published model, 11.48 M parameters).
+    """Architecture of one SAVSR network (defaults: the paper's model, 11.48 M parameters).
 
     Attributes:
         channels: feature width C.
@@ -38,6 +43,16 @@ class SAVSRConfig:
         filter_size: side of the upsampler's per-pixel spatial filter (odd).
         negative_slope: LeakyReLU slope of the default activation.
         in_channels: colour channels of the frames (RGB).
+        layout: which block layout, both SAVSR (``../shared/reference/README.md`` lists the differences):
+            ``"paper"``: our reading of the paper, sized to its 11.48 M parameters: a PFRB merges its
+            branches with a 1 x 1 conv, then a scale-aware one adds a C -> C OSConv refinement; one
+            gamma per residual group; the scale-adaptive mask convs have no bias; every OSConv trunk
+            is ``osconv_hidden`` wide.
+            ``"official"``: the authors' released code (18.89 M at the defaults, the layout of their
+            ``savsr_best.pth``): in a scale-aware PFRB the OSConv (N*C -> C) *is* the merge; one gamma
+            shared by the residual groups; the mask convs have biases (in front of BatchNorm); each
+            OSConv trunk is max(osconv_hidden, in_channels // 16) wide; one pyramid-fusion window
+            (num_frames - sub_window + 1 == fusion_window).
     """
 
     channels: int = 64
@@ -58,6 +73,7 @@ class SAVSRConfig:
     filter_size: int = 5
     negative_slope: float = 0.2
     in_channels: int = 3
+    layout: str = "paper"
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -66,7 +82,10 @@ class SAVSRConfig:
     def _check_types(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "negative_slope":
+            if f.name == "layout":
+                if value not in LAYOUTS:
+                    raise ValueError(f"SAVSRConfig.layout must be one of {', '.join(map(repr, LAYOUTS))}, got {value!r}")
+            elif f.name == "negative_slope":
                 if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                     raise ValueError(f"SAVSRConfig.negative_slope must be a number >= 0, got {value!r}")
             elif not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -85,6 +104,11 @@ class SAVSRConfig:
                 f"{n} aligned features; pyramid fusion with fusion_window={self.fusion_window} needs "
                 f"n >= fusion_window and (n - 1) divisible by fusion_window - 1"
             )
+        if self.layout == "official" and n != self.fusion_window:
+            raise ValueError(
+                f"SAVSRConfig: the official layout fuses all aligned features in one window: needs "
+                f"num_frames - sub_window + 1 == fusion_window, got {n} and {self.fusion_window}"
+            )
 
     @property
     def num_positions(self) -> int:
@@ -96,13 +120,35 @@ class SAVSRConfig:
         """Pyramid-fusion stages; each shrinks the feature list by fusion_window - 1."""
         return (self.num_positions - 1) // (self.fusion_window - 1)
 
+    @property
+    def osconv_merge(self) -> bool:
+        """Whether a scale-aware PFRB merges its branches with the OSConv itself (official layout)."""
+        return self.layout == "official"
+
+    @property
+    def shared_gamma(self) -> bool:
+        """Whether one learned gamma serves every residual group (official layout)."""
+        return self.layout == "official"
+
+    @property
+    def mask_bias(self) -> bool:
+        """Whether the scale-adaptive mask convs have biases before their BatchNorm (official layout)."""
+        return self.layout == "official"
+
+    def osconv_trunk(self, in_channels: int) -> int:
+        """Width of the attention trunk of an OSConv reading ``in_channels`` channels."""
+        if self.layout == "official":
+            return max(self.osconv_hidden, in_channels // OFFICIAL_TRUNK_RATIO)
+        return self.osconv_hidden
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict of every field."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "SAVSRConfig":
-        """Inverse of :meth:`to_dict`; unknown keys raise ValueError naming them."""
+        """Inverse of :meth:`to_dict`; unknown keys raise ValueError naming them. Fields added later
+        (e.g. ``layout``) take their defaults, which are the layout of older checkpoints."""
         if not isinstance(data, Mapping):
             raise ValueError(f"SAVSRConfig.from_dict expects a mapping, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
@@ -113,8 +159,10 @@ class SAVSRConfig:
 
 
 NAMED_CONFIGS: dict[str, SAVSRConfig] = {
-    # The published network: C = 64, 4 + 2 PFRBs, 4 x 8 RCABs, 8 kernels, 4 experts.
+    # The paper's network: C = 64, 4 + 2 PFRBs, 4 x 8 RCABs, 8 kernels, 4 experts (11.48 M).
     "savsr": SAVSRConfig(),
+    # The authors' released code at its defaults (the layout of their savsr_best.pth, 18,890,044 parameters).
+    "savsr-official": SAVSRConfig(layout="official"),
     # Compact variant for CPU: every block kept, fewer and narrower.
     "savsr-s": SAVSRConfig(
         channels=24,

@@ -45,8 +45,8 @@ def osconv_reference(
 ) -> Tensor:
     """Scale-attention convolution, one sample at a time, literally as described.
 
-    Shapes: x (B, C, h, w); kernels (K, C, C, k, k); kernel_att (B, K) (softmaxed);
-    spatial_att (B, k * k); in_att, out_att (B, C). Zero padding k // 2, no bias.
+    Shapes: x (B, C, h, w); kernels (K, C', C, k, k); kernel_att (B, K) (softmaxed);
+    spatial_att (B, k * k); in_att (B, C); out_att (B, C'). Zero padding k // 2, no bias.
     """
     k = kernels.shape[-1]
     outputs = []

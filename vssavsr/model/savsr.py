@@ -122,7 +122,7 @@ class SAVSR(nn.Module):
 
     @classmethod
     def from_config(cls, name_or_config: "SAVSRConfig | str | Mapping[str, Any] | None") -> "SAVSR":
-        """Build from a name in NAMED_CONFIGS ("savsr", "savsr-s"), a config or its dict."""
+        """Build from a name in NAMED_CONFIGS ("savsr", "savsr-s", "savsr-official"), a config or its dict."""
         return cls(resolve_config(name_or_config))
 
     def _check_frames(self, frames: Tensor) -> None:
