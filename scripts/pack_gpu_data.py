@@ -70,7 +70,7 @@ def _save_frames(frames, folder: Path, quality: int, chroma: str, first: int = 1
 def pack_photos(src: Path, out: Path, long_side: int, quality: int, chroma: str, limit: int | None) -> dict:
     from PIL import Image
 
-    from training.data.sources import IMAGE_EXTS, natural_key
+    from training.data.frames import IMAGE_EXTS, natural_key
 
     paths = sorted([p for p in src.iterdir() if p.suffix.lower() in IMAGE_EXTS], key=lambda p: natural_key(p.name))
     if limit:
@@ -94,7 +94,7 @@ def pack_photos(src: Path, out: Path, long_side: int, quality: int, chroma: str,
 
 
 def pack_frames(src: Path, out: Path, quality: int, chroma: str, limit: int | None) -> dict:
-    from training.data.sources import IMAGE_EXTS, load_image, natural_key
+    from training.data.frames import IMAGE_EXTS, load_image, natural_key
 
     import torch
 

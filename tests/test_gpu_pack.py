@@ -115,7 +115,7 @@ def test_training_data_builds_gpu_full_sources_from_the_pack(tiny_pack):
 
 def test_gpu_full_config_is_the_full_network_in_bf16():
     from training.config import load_config
-    from training.train import model_config
+    from training.state import model_config
     from vssavsr.model import SAVSRConfig
 
     cfg = load_config("gpu-full")

@@ -12,7 +12,7 @@ from PIL import Image
 from training.data import (
     FrameFolders, StillPhotos, TrainData, VideoFile, VimeoSeptuplets, build_sources, detect_scene_cuts, valid_windows,
 )
-from training.degrade import ScaleSchedule, gt_patch_size
+from training.scales import ScaleSchedule, gt_patch_size
 
 
 def _write_frames(folder: Path, values, size=(40, 56), ext="png"):

@@ -9,8 +9,9 @@ import torch
 from PIL import Image
 
 from training.degrade import eval_sizes
-from training.evaluate import bicubic_upscaler, evaluate, find_sequences, main, markdown
+from training.evaluate import bicubic_upscaler, evaluate, find_sequences, main
 from training.metrics import psnr_y, ssim_y
+from training.report import markdown
 
 
 # ---- an independent implementation: numpy + PIL only ------------------------------------------

@@ -14,6 +14,8 @@ import tempfile
 import numpy as np
 import torch
 
+from training.data.frames import shrink
+
 
 def _matrix_for(props, height: int) -> str:
     m = int(props.get("_Matrix", 2)) if props is not None else 2
@@ -98,7 +100,5 @@ def read_video(
         except Exception:
             if decoder != "auto":
                 raise
-    from training.data.sources import shrink
-
     frames, cuts = read_video_ffmpeg(path, start, max_frames)
     return shrink(frames, downscale), cuts
