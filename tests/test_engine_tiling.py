@@ -85,15 +85,9 @@ def test_statistics_passes_make_global_means_frame_wide():
 # -- the real network on real frames ------------------------------------------------------
 
 
-def _vid4_window(shared_data, h, w):
-    from PIL import Image
-
-    frames = []
-    for i in range(1, 8):
-        im = Image.open(shared_data / "vid4" / "calendar" / f"{i:02d}.png").convert("RGB")
-        im = im.resize((w, h), Image.BICUBIC)
-        frames.append(torch.from_numpy(np.array(im)).permute(2, 0, 1).float() / 255)
-    return torch.stack(frames)[None]
+def _real_window(real_frames, h, w):
+    """A 7-frame window of the shipped real sequence (tests/fixtures), at h x w."""
+    return torch.from_numpy(np.stack(real_frames(7, (h, w))))[None]
 
 
 def _net(cfg):
@@ -104,11 +98,11 @@ def _net(cfg):
 
 
 @pytest.mark.parametrize("which", ["tiny", "savsr-s"])
-def test_tiled_equals_untiled_on_real_content(which, tiny_config, shared_data):
+def test_tiled_equals_untiled_on_real_content(which, tiny_config, real_frames):
     from vssavsr.model import NAMED_CONFIGS
 
     net = _net(tiny_config if which == "tiny" else NAMED_CONFIGS["savsr-s"])
-    x = _vid4_window(shared_data, 64, 96)
+    x = _real_window(real_frames, 64, 96)
     fn = lambda f, o, s, off: net(f, out_size=o, scale=s, offset=off)  # noqa: E731
     with torch.inference_mode():
         for out_size in ((128, 192), (150, 171)) if which == "tiny" else ((150, 171),):
@@ -122,7 +116,7 @@ def test_tiled_equals_untiled_on_real_content(which, tiny_config, shared_data):
 
 
 @pytest.mark.slow
-def test_tiled_equals_untiled_with_the_shipped_weights(shared_data):
+def test_tiled_equals_untiled_with_the_shipped_weights(real_frames):
     """Trained weights can have a wider effective receptive field and stronger global attention than
     random ones: check the default overlap (and statistics pass) with what users will run."""
     from vssavsr.engine.runner import weights_dir
@@ -133,7 +127,7 @@ def test_tiled_equals_untiled_with_the_shipped_weights(shared_data):
         pytest.skip(f"no shipped weights at {path}")
     net, _ = load_checkpoint(path)
     net = net.eval().fuse_for_inference()
-    x = _vid4_window(shared_data, 96, 128)
+    x = _real_window(real_frames, 96, 128)
     fn = lambda f, o, s, off: net(f, out_size=o, scale=s, offset=off)  # noqa: E731
     with torch.inference_mode():
         ref = fn(x, (192, 256), (2.0, 2.0), (0.0, 0.0))

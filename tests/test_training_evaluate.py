@@ -74,10 +74,10 @@ def _independent_bicubic_psnr(path, scale):
     return np_psnr(to_u8(up), g), np_ssim(to_u8(up), g)
 
 
-def test_bicubic_baseline_reproduces_known_vid4_figure(shared_data):
+def test_bicubic_baseline_reproduces_known_vid4_figure(shared_vid4):
     """Bicubic x2 on frame 16 of the four Vid4 sequences: 28.23 dB (shared/data/README.md), computed here
     once by training.evaluate and once independently with PIL + numpy."""
-    seqs = find_sequences(shared_data / "vid4")
+    seqs = find_sequences(shared_vid4)
     assert sorted(seqs) == ["calendar", "city", "foliage", "walk"]
     res = evaluate(seqs, [(2.0, 2.0)], {"Bicubic": bicubic_upscaler}, frames=[16], progress=False)
     ours = res["mean"]["Bicubic"]["x2"]

@@ -15,8 +15,11 @@ from training.state import build_network, load_state, network_from_state
 
 
 @pytest.fixture(scope="module")
-def smoke_cfg(shared_data):
-    return load_config("cpu-smoke")
+def smoke_cfg():
+    """The smoke recipe: a tiny network on the real frames shipped in tests/fixtures."""
+    cfg = load_config("cpu-smoke")
+    assert all("shared" not in str(s["path"]) for s in cfg["data"]["sources"])
+    return cfg
 
 
 @pytest.fixture(scope="module")
