@@ -1,11 +1,11 @@
 """The GPU hand-off, as far as a CPU can check it (training/GPU.md).
 
-- ``scripts/pack_gpu_data.py`` packs a tiny subset of a data folder laid out as the team's (here made of the real
+- ``scripts/gpu/pack_data.py`` packs a tiny subset of a data folder laid out as the team's (here made of the real
   frames in tests/fixtures and the bundled sample clip); the pack holds no Vid4, stays in its size budget, and
   ``training.data`` builds every source of ``gpu-full.yaml`` from it (paths pointed at the pack).
 - ``gpu-full.yaml``: the full network, bf16, eager (compile measured too slow to start), data under gpu_carry/, schedule sized to the run.
-- ``scripts/gpu_train.sh assemble``: joins parts and checks their SHA-256.
-- (slow) ``scripts/gpu_train.sh start / poll / finish`` on the CPU with a tiny network into a tmp folder.
+- ``scripts/gpu/train.sh assemble``: joins parts and checks their SHA-256.
+- (slow) ``scripts/gpu/train.sh start / poll / finish`` on the CPU with a tiny network into a tmp folder.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACK = REPO / "scripts" / "pack_gpu_data.py"
-DRIVER = REPO / "scripts" / "gpu_train.sh"
+PACK = REPO / "scripts" / "gpu" / "pack_data.py"
+DRIVER = REPO / "scripts" / "gpu" / "train.sh"
 MIB = 1 << 20
 
 
