@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from training.config import dump
 from training.data import TrainData, batch_iterator
@@ -174,8 +175,6 @@ class StepLog:
         self.file, self.writer = _open_log(run.run_dir / "log.csv", run.start)
         self.bar = None
         if progress:
-            from tqdm import tqdm
-
             self.bar = tqdm(total=run.total, initial=run.start, dynamic_ncols=True, smoothing=0.05, unit="it")
         # On CUDA the step values are read at log steps only; a progress bar wants them every step.
         self.read_every = self.log_every if run.device.type == "cuda" and self.bar is None else 1

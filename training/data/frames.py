@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -44,8 +45,6 @@ def frame_folders(root: str | Path, min_frames: int = 1) -> list[tuple[str, list
 
 def load_image(path: str | Path, box: tuple[int, int, int, int] | None = None) -> torch.Tensor:
     """An image file as ``(3, H, W)`` uint8 RGB; ``box`` = (left, top, right, bottom) crops it first."""
-    from PIL import Image
-
     with Image.open(path) as im:
         im = im.convert("RGB")
         if box is not None:
@@ -56,8 +55,6 @@ def load_image(path: str | Path, box: tuple[int, int, int, int] | None = None) -
 
 def image_size(path: str | Path) -> tuple[int, int]:
     """(height, width) of an image file, without decoding it."""
-    from PIL import Image
-
     with Image.open(path) as im:
         return im.height, im.width
 

@@ -32,7 +32,7 @@ def read_video_vs(
 
     ``downscale`` > 1 shrinks the frames in the same resize call (bicubic b=0, c=0.5: the Catmull-Rom kernel,
     area-scaled when shrinking like an antialiased resize)."""
-    import vapoursynth as vs
+    import vapoursynth as vs  # optional: read_video falls back to ffmpeg without it
 
     core = vs.core
     if not hasattr(core, "bs"):
