@@ -3,7 +3,7 @@
 
 One process, the same weights and the same batch for both layouts, the two interleaved round by
 round so that a neighbour taking a core slows both alike; the table reports each layout's fastest
-step and the ratio plain / channels-last. A step is what ``training.train`` does per iteration:
+step and the ratio plain / channels-last. A step is what ``training.learner.Learner`` does per iteration:
 forward at the case's output size, Charbonnier loss, backward, gradient clipping, Adam.
 
     python scripts/bench_train.py                               # savsr-s, 1 thread, 3 cases
@@ -28,7 +28,8 @@ if str(REPO) not in sys.path:
 
 import torch  # noqa: E402
 
-from training.train import backward_pass, build_network  # noqa: E402
+from training.learner import backward_pass  # noqa: E402
+from training.state import build_network  # noqa: E402
 from vssavsr.model.savsr import resolve_output  # noqa: E402
 
 LAYOUTS = ("plain", "channels_last")

@@ -1,9 +1,11 @@
-"""scripts/benchmark.py: it runs (--quick, and a tiny end-to-end case), writes the JSON it
-promises, and its fast and naive modes compute the same output. Timing is the benchmark's job,
-not the tests'."""
+"""scripts/benchmark: it runs (--quick, and a tiny end-to-end case), writes the JSON it
+promises, its fast and naive modes compute the same output, and a broken plugin is an error, not
+a skip. Timing is the benchmark's job, not the tests'."""
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import importlib.util
 import json
 import os
@@ -16,7 +18,8 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "scripts" / "benchmark.py"
+SCRIPT = REPO / "scripts" / "benchmark"  # a package, run as a folder
+HAVE_VAPOURSYNTH = importlib.util.find_spec("vapoursynth") is not None
 
 MODE_KEYS = {"fps", "ms_per_frame", "peak_mem_mib", "samples_ms_per_frame"}
 CASE_KEYS = {"case", "model", "lr_size", "out_size", "scale", "batch", "frames", "macs_per_frame",
@@ -34,7 +37,22 @@ def _load_script(name: str):
 
 @pytest.fixture(scope="module")
 def bench():
-    return _load_script("benchmark")
+    """The benchmark package (scripts/benchmark), with its submodules."""
+    if str(REPO / "scripts") not in sys.path:
+        sys.path.insert(0, str(REPO / "scripts"))
+    pkg = importlib.import_module("benchmark")
+    for name in ("cases", "modes", "report", "child", "backends.model", "backends.plugin"):
+        importlib.import_module(f"benchmark.{name}")
+    return pkg
+
+
+def _check_plugin(plugin: dict) -> None:
+    """The plugin mode may be skipped only where VapourSynth is absent; a plugin that fails is an error."""
+    if not HAVE_VAPOURSYNTH:
+        assert "VapourSynth is not installed" in plugin.get("skipped", ""), plugin
+        return
+    _check_mode(plugin, "plugin")
+    assert plugin["via"] == "core.savsr.Upscale"
 
 
 def _env() -> dict:
@@ -64,7 +82,7 @@ def _check_mode(mode: dict, name: str) -> None:
 
 def test_tiny_end_to_end_json(tmp_path, tiny_config, bench):
     """Every mode on a tiny network and frame, one round: the JSON has the promised fields."""
-    ckpt = bench.make_random_checkpoint(tiny_config, tmp_path / "tiny.safetensors")
+    ckpt = bench.cases.make_random_checkpoint(tiny_config, tmp_path / "tiny.safetensors")
     out = tmp_path / "bench.json"
     _run(["--device", "cpu", "--cases", "20x16x2:b2:n2", "--checkpoint", str(ckpt), "--rounds", "1",
           "--modes", "raw,engine,plugin,overhead,naive", "--json", str(out)], timeout=240)
@@ -77,14 +95,12 @@ def test_tiny_end_to_end_json(tmp_path, tiny_config, bench):
         _check_mode(case["modes"][name], name)
     assert case["modes"]["naive"]["batch"] == 1 and case["modes"]["raw"]["batch"] == 2
     plugin = case["modes"]["plugin"]
-    if "skipped" not in plugin:  # the plugin path is optional (VapourSynth); a skip says why
-        _check_mode(plugin, "plugin")
+    _check_plugin(plugin)
+    if HAVE_VAPOURSYNTH:
         _check_mode(case["modes"]["overhead"], "overhead")
         assert "tflops" not in case["modes"]["overhead"]
         assert case["ratios"]["plugin_over_raw"] > 0 and case["ratios"]["overhead_over_raw"] > 0
         assert case["agreement"]["plugin_vs_engine_255"] <= 0.5
-    else:
-        assert plugin["skipped"]
     assert case["ratios"]["fast_over_naive"] > 0
     assert case["agreement"]["raw_vs_naive_255"] <= 0.05  # both fp32 on the CPU
 
@@ -102,7 +118,7 @@ def test_quick_runs_and_writes_json(tmp_path):
     assert case["model"] == "savsr-s"
     for name in ("raw", "engine", "naive"):
         _check_mode(case["modes"][name], name)
-    assert "fps" in case["modes"]["plugin"] or case["modes"]["plugin"].get("skipped")
+    _check_plugin(case["modes"]["plugin"])
     assert case["ratios"]["fast_over_naive"] > 0
     assert case["agreement"]["raw_vs_naive_255"] <= 0.05
 
@@ -110,10 +126,11 @@ def test_quick_runs_and_writes_json(tmp_path):
 def _outputs(bench, ckpt, spec, frames, table, members, out_size):
     from vssavsr.model import load_checkpoint
 
+    model = bench.backends.model
     net, _ = load_checkpoint(str(ckpt))
-    net = bench.prepare_net(net, spec, torch.device("cpu"))
-    fn = bench.make_model_fn(net, spec, torch.device("cpu"), out_size)
-    x = frames.to(bench.input_dtype(spec))
+    net = model.prepare_net(net, spec, torch.device("cpu"))
+    fn = model.make_model_fn(net, spec, torch.device("cpu"), out_size)
+    x = frames.to(model.input_dtype(spec))
     outs = []
     with torch.inference_mode():
         b = spec.batch or len(members)
@@ -125,26 +142,26 @@ def _outputs(bench, ckpt, spec, frames, table, members, out_size):
 def test_fast_and_naive_modes_agree(tmp_path, tiny_config, bench):
     """The benchmark's raw (fast) setup and its naive (reference) setup give the same frames:
     fp32 to float rounding; fp16 / bf16 with channels-last within the issue's 2/255 (fp16)."""
-    ckpt = bench.make_random_checkpoint(tiny_config, tmp_path / "tiny.safetensors", seed=3)
-    frames = torch.from_numpy(bench.synth_frames(9, 18, 22, seed=1))
-    table = bench.window_table(9)
+    ckpt = bench.cases.make_random_checkpoint(tiny_config, tmp_path / "tiny.safetensors", seed=3)
+    frames = torch.from_numpy(bench.cases.synth_frames(9, 18, 22, seed=1))
+    table = bench.cases.window_table(9)
     members = [2, 3, 4, 5]
     out_size = (36, 44)
-    naive_spec = bench.ModeSpec("naive", reference=True, fuse=False, batch=1)
+    naive_spec = bench.modes.ModeSpec("naive", reference=True, fuse=False, batch=1)
     naive = _outputs(bench, ckpt, naive_spec, frames, table, members, out_size)
     assert naive.shape == (4, 3, 36, 44)
-    fast = _outputs(bench, ckpt, bench.ModeSpec("raw", channels_last=True, batch=2), frames, table, members, out_size)
+    fast = _outputs(bench, ckpt, bench.modes.ModeSpec("raw", channels_last=True, batch=2), frames, table, members, out_size)
     assert (fast - naive).abs().max().item() <= 1e-4
     # Folding BN really changed the computation path (random BN statistics), yet agrees.
     from vssavsr.model import load_checkpoint
 
     net, _ = load_checkpoint(str(ckpt))
-    bench.prepare_net(net, bench.ModeSpec("raw"), torch.device("cpu"))
+    bench.backends.model.prepare_net(net, bench.modes.ModeSpec("raw"), torch.device("cpu"))
     assert any(getattr(m, "is_fused", False) for m in net.modules())
-    half = _outputs(bench, ckpt, bench.ModeSpec("raw", precision="fp16", channels_last=True, batch=2),
+    half = _outputs(bench, ckpt, bench.modes.ModeSpec("raw", precision="fp16", channels_last=True, batch=2),
                     frames, table, members, out_size)
     assert (half.clamp(0, 1) - naive.clamp(0, 1)).abs().max().item() <= 2 / 255
-    bf = _outputs(bench, ckpt, bench.ModeSpec("raw", precision="bf16", cast="autocast", batch=4),
+    bf = _outputs(bench, ckpt, bench.modes.ModeSpec("raw", precision="bf16", cast="autocast", batch=4),
                   frames, table, members, out_size)
     assert torch.isfinite(bf).all() and (bf.clamp(0, 1) - naive.clamp(0, 1)).abs().max().item() <= 8 / 255
 
@@ -153,15 +170,15 @@ def test_naive_mode_is_the_literal_computation(tmp_path, tiny_config, bench):
     """Naive = reference mode everywhere, unfused, fp32, one window per call."""
     from vssavsr.model import load_checkpoint
 
-    modes = bench.default_modes("cuda", bench.main.__globals__["argparse"].Namespace(
-        precision=None, cast="half", channels_last=None, compile=None))
+    modes = bench.modes.default_modes("cuda", argparse.Namespace(precision=None, cast="half", channels_last=None,
+                                                                 compile=None))
     naive = modes["naive"]
     assert naive.reference and not naive.fuse and naive.precision == "fp32" and naive.batch == 1
     raw = modes["raw"]
     assert raw.fuse and raw.precision == "fp16" and raw.channels_last and raw.batch is None
-    ckpt = bench.make_random_checkpoint(tiny_config, tmp_path / "t.safetensors")
+    ckpt = bench.cases.make_random_checkpoint(tiny_config, tmp_path / "t.safetensors")
     net, _ = load_checkpoint(str(ckpt))
-    bench.prepare_net(net, naive, torch.device("cpu"))
+    bench.backends.model.prepare_net(net, naive, torch.device("cpu"))
     flags = [m.reference_mode for m in net.modules() if hasattr(m, "reference_mode")]
     assert flags and all(flags)
     assert not any(getattr(m, "is_fused", False) for m in net.modules())
@@ -169,23 +186,38 @@ def test_naive_mode_is_the_literal_computation(tmp_path, tiny_config, bench):
 
 
 def test_helpers(bench, tiny_config):
-    c = bench.parse_case("320x180x4:b8:n64")
+    c = bench.cases.parse_case("320x180x4:b8:n64")
     assert (c.width, c.height, c.scale, c.batch, c.frames) == (320, 180, 4.0, 8, 64)
     assert c.out_size == (720, 1280) and c.name == "320x180x4"
-    assert bench.parse_case("1920x1080x2:t512").tile == 512
+    assert bench.cases.parse_case("1920x1080x2:t512").tile == 512
     with pytest.raises(SystemExit):
-        bench.parse_case("320x180")
-    frames = bench.synth_frames(3, 10, 12)
+        bench.cases.parse_case("320x180")
+    frames = bench.cases.synth_frames(3, 10, 12)
     assert frames.shape == (3, 3, 10, 12) and frames.dtype == np.float32
-    assert 0 <= frames.min() and frames.max() <= 1 and np.array_equal(frames, bench.synth_frames(3, 10, 12))
-    table = bench.window_table(6)
+    assert 0 <= frames.min() and frames.max() <= 1 and np.array_equal(frames, bench.cases.synth_frames(3, 10, 12))
+    table = bench.cases.window_table(6)
     assert table[0].tolist() == [3, 2, 1, 0, 1, 2, 3]
-    est = bench.estimate_peak_bytes(tiny_config, bench.Case(20, 16, 2.0, batch=2), bench.ModeSpec("raw"))
+    est = bench.backends.model.estimate_peak_bytes(tiny_config, bench.cases.Case(20, 16, 2.0, batch=2),
+                                                   bench.modes.ModeSpec("raw"))
     assert est is not None and est > 0
-    assert bench.bf16_peak("NVIDIA H100 80GB HBM3", None) == pytest.approx(989.4)
-    assert bench.bf16_peak("NVIDIA H100 PCIe", None) == pytest.approx(756.5)
-    assert bench.bf16_peak("NVIDIA H200", None) == pytest.approx(989.4)
-    assert bench.bf16_peak("Some GPU", 123.0) == 123.0
+    assert bench.report.bf16_peak("NVIDIA H100 80GB HBM3", None) == pytest.approx(989.4)
+    assert bench.report.bf16_peak("NVIDIA H100 PCIe", None) == pytest.approx(756.5)
+    assert bench.report.bf16_peak("NVIDIA H200", None) == pytest.approx(989.4)
+    assert bench.report.bf16_peak("Some GPU", 123.0) == 123.0
+
+
+@pytest.mark.skipif(not HAVE_VAPOURSYNTH, reason="VapourSynth is not installed")
+def test_a_plugin_that_fails_is_an_error_not_a_skip(tmp_path, bench):
+    """The plugin backend raises when Upscale fails (here: a checkpoint that does not exist); the parent records
+    an error for such a child, never a skip."""
+    import vapoursynth as vs
+
+    case = bench.cases.Case(16, 16, 2.0, batch=1, frames=1)
+    job = {"checkpoint": str(tmp_path / "missing.safetensors")}
+    frames = bench.cases.synth_frames(case.length, 16, 16)
+    with pytest.raises(vs.Error, match="checkpoint"):
+        bench.backends.plugin.run(job, bench.modes.ModeSpec("plugin", kind="plugin"), case, torch.device("cpu"), frames)
+    assert bench.report.aggregate([{"error": "exit 1: vs.Error"}], 1, 1) == {"error": "exit 1: vs.Error"}
 
 
 def test_bench_train_layouts_do_the_same_work(tmp_path):

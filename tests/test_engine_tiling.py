@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ast
+import threading
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from vssavsr.engine import tiling
+from vssavsr.model.layers import GlobalAvgPool, pooling_hook
 from vssavsr.model.upsampler import make_hr_grid, sample_lr
 
 
@@ -16,13 +21,14 @@ def _local_fn(depth=4, seed=0, global_mean=False):
     g = torch.Generator().manual_seed(seed)
     k = torch.randn(depth, 3, 3, 3, 3, generator=g) * 0.3
     hr = torch.randn(3, 3, 3, 3, generator=g) * 0.2
+    pool = GlobalAvgPool()  # a frame-wide mean, as the model computes every one
 
     def fn(frames, out_size, scale, offset):
         x = frames[:, 3]
         for i in range(depth):
             x = torch.tanh(F.conv2d(x, k[i], padding=1))
             if global_mean:
-                x = x * torch.sigmoid(8 * x.mean(dim=(2, 3), keepdim=True))
+                x = x * torch.sigmoid(8 * pool(x))
         y = sample_lr(x, make_hr_grid(out_size, scale, offset, x.device), padding_mode="border")
         return y + F.conv2d(y, hr, padding=1)
 
@@ -82,18 +88,90 @@ def test_statistics_passes_make_global_means_frame_wide():
     assert errs[2] < 1e-3 and errs[1] < errs[0]
 
 
+def test_a_pooling_site_that_cannot_be_made_frame_wide_fails_loudly():
+    x = torch.rand(1, 7, 3, 64, 96, generator=torch.Generator().manual_seed(3))
+    pool = GlobalAvgPool()
+
+    def downsampled(frames, out_size, scale, offset):  # a mean over a half-resolution map
+        y = F.avg_pool2d(frames[:, 3], 2)
+        return F.interpolate(frames[:, 3] * pool(y), size=out_size)
+
+    with pytest.raises(tiling.TiledPoolingError, match=r"averages a \d+ x \d+ map in a \d+ x \d+ tile"):
+        tiling.tiled_forward(downsampled, x, (128, 192), (2.0, 2.0), (0.0, 0.0), 40, 8)
+
+    for left_only in (False, True):  # a site missed on some tiles, or one they alone have
+
+        def uneven(frames, out_size, scale, offset):  # no frame-wide mean exists
+            y = frames[:, 3]
+            if (offset[1] < 1) == left_only:
+                y = y * pool(y)
+            return F.interpolate(y, size=out_size)
+
+        with pytest.raises(tiling.TiledPoolingError, match="pooling call.*cannot be made frame-wide"):
+            tiling.tiled_forward(uneven, x, (128, 192), (2.0, 2.0), (0.0, 0.0), 40, 8)
+
+
+def test_without_pooling_there_is_no_statistics_pass():
+    calls = []
+    fn = _local_fn()
+    x = torch.rand(1, 7, 3, 64, 96, generator=torch.Generator().manual_seed(4))
+    tiling.tiled_forward(lambda *a: calls.append(a[1]) or fn(*a), x, (128, 192), (2.0, 2.0), (0.0, 0.0), 40, 8)
+    tiles = tiling.plan_tiles((64, 96), (128, 192), (2.0, 2.0), (0.0, 0.0), 40, 8)
+    assert calls.count((1, 1)) == len(tiles)  # one pass finds no pooling site, the second is skipped
+
+
+def test_every_frame_wide_mean_of_the_model_is_a_global_avg_pool():
+    """No model file averages over H and W except GlobalAvgPool (a mean written as x.mean would be missed by the
+    tiling's statistics pass), and the shipped configuration's pooling calls all reach the hook."""
+    model_dir = Path(tiling.__file__).resolve().parents[1] / "model"
+    found = []
+    for path in sorted(model_dir.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        allowed = {id(n) for c in ast.walk(tree) if isinstance(c, ast.ClassDef) and c.name == "GlobalAvgPool"
+                   for n in ast.walk(c)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and id(node) not in allowed and isinstance(node.func, ast.Attribute):
+                name = node.func.attr
+                text = ast.unparse(node)
+                spatial = name in ("mean", "sum", "amax") and any(d in text for d in ("(2, 3)", "(-2, -1)", "[2, 3]"))
+                if spatial or name in ("adaptive_avg_pool2d", "AdaptiveAvgPool2d"):
+                    found.append(f"{path.name}:{node.lineno}: {text}")
+    assert found == []
+
+    from vssavsr.model import NAMED_CONFIGS, SAVSR
+
+    torch.manual_seed(0)
+    net = SAVSR(NAMED_CONFIGS["savsr-s"]).eval()
+    x = torch.rand(1, 7, 3, 20, 24)
+    seen = []
+    with torch.inference_mode():
+        ref = net(x, out_size=(40, 48))
+        with pooling_hook(lambda m, feat, mean: seen.append(m) or mean):
+            out = net(x, out_size=(40, 48))
+    pools = [m for m in net.modules() if isinstance(m, GlobalAvgPool)]
+    assert pools and set(map(id, seen)) == set(map(id, pools))  # every pooling module is called through the hook
+    assert torch.equal(out, ref)
+
+
+def test_a_pooling_hook_belongs_to_its_thread():
+    pool = GlobalAvgPool()
+    x = torch.rand(2, 3, 5, 5)
+    other = {}
+    with pooling_hook(lambda m, feat, mean: mean * 0):
+        t = threading.Thread(target=lambda: other.setdefault("mean", pool(x)))
+        t.start()
+        t.join()
+        assert torch.count_nonzero(pool(x)) == 0
+    torch.testing.assert_close(other["mean"], x.mean(dim=(2, 3), keepdim=True))
+    torch.testing.assert_close(pool(x), x.mean(dim=(2, 3), keepdim=True))
+
+
 # -- the real network on real frames ------------------------------------------------------
 
 
-def _vid4_window(shared_data, h, w):
-    from PIL import Image
-
-    frames = []
-    for i in range(1, 8):
-        im = Image.open(shared_data / "vid4" / "calendar" / f"{i:02d}.png").convert("RGB")
-        im = im.resize((w, h), Image.BICUBIC)
-        frames.append(torch.from_numpy(np.array(im)).permute(2, 0, 1).float() / 255)
-    return torch.stack(frames)[None]
+def _real_window(real_frames, h, w):
+    """A 7-frame window of the shipped real sequence (tests/fixtures), at h x w."""
+    return torch.from_numpy(np.stack(real_frames(7, (h, w))))[None]
 
 
 def _net(cfg):
@@ -104,14 +182,14 @@ def _net(cfg):
 
 
 @pytest.mark.parametrize("which", ["tiny", "tiny-official", "savsr-s"])
-def test_tiled_equals_untiled_on_real_content(which, tiny_config, shared_data):
+def test_tiled_equals_untiled_on_real_content(which, tiny_config, real_frames):
     import dataclasses
 
     from vssavsr.model import NAMED_CONFIGS
 
     configs = {"tiny": tiny_config, "tiny-official": dataclasses.replace(tiny_config, layout="official")}
     net = _net(configs.get(which) or NAMED_CONFIGS["savsr-s"])
-    x = _vid4_window(shared_data, 64, 96)
+    x = _real_window(real_frames, 64, 96)
     fn = lambda f, o, s, off: net(f, out_size=o, scale=s, offset=off)  # noqa: E731
     with torch.inference_mode():
         for out_size in ((128, 192), (150, 171)) if which.startswith("tiny") else ((150, 171),):
@@ -125,7 +203,7 @@ def test_tiled_equals_untiled_on_real_content(which, tiny_config, shared_data):
 
 
 @pytest.mark.slow
-def test_tiled_equals_untiled_with_the_shipped_weights(shared_data):
+def test_tiled_equals_untiled_with_the_shipped_weights(real_frames):
     """Trained weights can have a wider effective receptive field and stronger global attention than
     random ones: check the default overlap (and statistics pass) with what users will run."""
     from vssavsr.engine.runner import weights_dir
@@ -136,7 +214,7 @@ def test_tiled_equals_untiled_with_the_shipped_weights(shared_data):
         pytest.skip(f"no shipped weights at {path}")
     net, _ = load_checkpoint(path)
     net = net.eval().fuse_for_inference()
-    x = _vid4_window(shared_data, 96, 128)
+    x = _real_window(real_frames, 96, 128)
     fn = lambda f, o, s, off: net(f, out_size=o, scale=s, offset=off)  # noqa: E731
     with torch.inference_mode():
         ref = fn(x, (192, 256), (2.0, 2.0), (0.0, 0.0))

@@ -1,10 +1,11 @@
 """The GPU hand-off, as far as a CPU can check it (training/GPU.md).
 
-- ``scripts/pack_gpu_data.py`` packs a tiny subset of the team's data; the pack holds no Vid4, stays in its size
-  budget, and ``training.data`` builds every source of ``gpu-full.yaml`` from it (paths pointed at the pack).
+- ``scripts/gpu/pack_data.py`` packs a tiny subset of a data folder laid out as the team's (here made of the real
+  frames in tests/fixtures and the bundled sample clip); the pack holds no Vid4, stays in its size budget, and
+  ``training.data`` builds every source of ``gpu-full.yaml`` from it (paths pointed at the pack).
 - ``gpu-full.yaml``: the full network, bf16, eager (compile measured too slow to start), data under gpu_carry/, schedule sized to the run.
-- ``scripts/gpu_train.sh assemble``: joins parts and checks their SHA-256.
-- (slow) ``scripts/gpu_train.sh start / poll / finish`` on the CPU with a tiny network into a tmp folder.
+- ``scripts/gpu/train.sh assemble``: joins parts and checks their SHA-256.
+- (slow) ``scripts/gpu/train.sh start / poll / finish`` on the CPU with a tiny network into a tmp folder.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACK = REPO / "scripts" / "pack_gpu_data.py"
-DRIVER = REPO / "scripts" / "gpu_train.sh"
+PACK = REPO / "scripts" / "gpu" / "pack_data.py"
+DRIVER = REPO / "scripts" / "gpu" / "train.sh"
 MIB = 1 << 20
 
 
@@ -36,14 +37,33 @@ def _have_video_decoder() -> bool:
     return shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
 
 
+def _team_layout(root: Path, fixtures: Path) -> Path:
+    """A data folder laid out as ../shared/data (train/photos, train/ntia_aspen, clips/*.mp4), from real footage
+    shipped in the repository."""
+    import vssavsr
+
+    photos, aspen, clips = root / "train" / "photos", root / "train" / "ntia_aspen", root / "clips"
+    for d in (photos, aspen, clips):
+        d.mkdir(parents=True)
+    for p in sorted((fixtures / "stills").glob("*.png")):
+        shutil.copyfile(p, photos / p.name)
+    (photos / "SOURCES.md").write_text("tests/fixtures/README.md\n")
+    for p in sorted((fixtures / "bikes").glob("*.png")):
+        shutil.copyfile(p, aspen / p.name)
+    for name in ("bigbuckbunny", "bikes"):
+        shutil.copyfile(vssavsr.sample_clip_path(), clips / f"{name}.mp4")
+    return root
+
+
 @pytest.fixture(scope="module")
-def tiny_pack(shared_data, tmp_path_factory):
+def tiny_pack(fixtures_dir, tmp_path_factory):
     """The first photo and the first 7 frames of each sequence, packed into a tmp folder."""
+    src = _team_layout(tmp_path_factory.mktemp("data"), fixtures_dir)
     out = tmp_path_factory.mktemp("pack") / "gpu_carry"
     parts = "photos,aspen" + (",bigbuckbunny,bikes" if _have_video_decoder() else "")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(
-        [sys.executable, str(PACK), "--src", str(shared_data), "--out", str(out), "--limit", "1", "--parts", parts,
+        [sys.executable, str(PACK), "--src", str(src), "--out", str(out), "--limit", "1", "--parts", parts,
          "--budget-mib", "4"],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
     )
@@ -115,7 +135,7 @@ def test_training_data_builds_gpu_full_sources_from_the_pack(tiny_pack):
 
 def test_gpu_full_config_is_the_full_network_in_bf16():
     from training.config import load_config
-    from training.train import model_config
+    from training.state import model_config
     from vssavsr.model import SAVSRConfig
 
     cfg = load_config("gpu-full")

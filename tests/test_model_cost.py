@@ -4,8 +4,8 @@ Method: the default network runs on the ``meta`` device (shapes only; well under
 - MACs: ``torch.utils.flop_counter.FlopCounterMode`` counts 2 FLOPs per multiply-accumulate of
   every convolution / matrix product; MACs = FLOPs / 2. For 1 x 7 x 3 x 180 x 320 -> x4 we
   measure 1.221 T MACs (the paper's "1.22 TFLOPs" is this MAC count); tolerance 2 %.
-- Memory: a TorchDispatchMode records every tensor an op creates (fp16 model and input), adds
-  its storage size while the tensor is alive and tracks the peak. 480 x 270 -> 1920 x 1080:
+- Memory: ``vssavsr.model.flops.LiveTensorBytes`` (the benchmark's tracker too) records every tensor an op
+  creates (fp16 model and input), adds its storage size while a tensor uses it and tracks the peak. 480 x 270 -> 1920 x 1080:
   about 1.9 GB of live activations (weights add 23 MB); bound asserted: 6 GB, leaving 2 GB
   for allocator slack and convolution workspaces under the 8 GB requirement (the CUDA test
   in test_model_gpu.py measures the real peak when a GPU is present).
@@ -13,40 +13,10 @@ Method: the default network runs on the ``meta`` device (shapes only; well under
 
 from __future__ import annotations
 
-import weakref
-
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
 from vssavsr.model import SAVSR
-from vssavsr.model.flops import count_macs
-
-
-class LiveTensorBytes(TorchDispatchMode):
-    """Peak bytes of tensors created by ops while alive, and the largest single one."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.live: dict[int, int] = {}
-        self.current = self.peak = self.largest = 0
-
-    def _release(self, key: int) -> None:
-        self.current -= self.live.pop(key, 0)
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in tree_flatten(out)[0]:
-            if isinstance(t, torch.Tensor) and t._base is None:
-                key = t.untyped_storage()._cdata
-                if key not in self.live:
-                    size = t.untyped_storage().nbytes()
-                    self.live[key] = size
-                    self.current += size
-                    self.peak = max(self.peak, self.current)
-                    self.largest = max(self.largest, size)
-                    weakref.finalize(t, self._release, key)
-        return out
+from vssavsr.model.flops import LiveTensorBytes, count_macs
 
 
 def test_default_model_costs_1_22_t_macs_at_320x180_x4():

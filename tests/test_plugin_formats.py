@@ -47,14 +47,6 @@ def clip_from_arrays(arrays, fmt=vs.RGBS):
     return core.std.ModifyFrame(base, base, put)
 
 
-def vid4(shared_data, n=3, h=48, w=64):
-    from PIL import Image
-
-    out = []
-    for i in range(1, n + 1):
-        im = Image.open(shared_data / "vid4" / "walk" / f"{i:02d}.png").convert("RGB").resize((w, h), Image.BICUBIC)
-        out.append(np.asarray(im).transpose(2, 0, 1).astype(np.float32) / 255)
-    return out
 
 
 def planes(frame):
@@ -85,8 +77,8 @@ def test_every_format_comes_back_in_its_format(skip_checkpoint, fmt):
         assert np.abs(p - c).max() <= tol, (f.name, c, p.min(), p.max())
 
 
-def test_real_content_in_yuv_and_gray(skip_checkpoint, shared_data):
-    rgb = clip_from_arrays(vid4(shared_data))
+def test_real_content_in_yuv_and_gray(skip_checkpoint, real_frames):
+    rgb = clip_from_arrays(real_frames(3, (48, 64)))
     yuv = core.resize.Bicubic(rgb, format=vs.YUV420P8, matrix=6)
     out = core.savsr.Upscale(yuv, 2, checkpoint=skip_checkpoint)
     ref = core.resize.Bilinear(yuv, 128, 96)
@@ -107,8 +99,8 @@ def test_real_content_in_yuv_and_gray(skip_checkpoint, shared_data):
         dict(width=80, height=60, src_left=-0.5, src_top=1, src_width=60.5, src_height=44),
     ],
 )
-def test_src_window_matches_core_resize(skip_checkpoint, shared_data, kw):
-    rgb = clip_from_arrays(vid4(shared_data, n=1))
+def test_src_window_matches_core_resize(skip_checkpoint, real_frames, kw):
+    rgb = clip_from_arrays(real_frames(1, (48, 64)))
     out = planes(core.savsr.Upscale(rgb, checkpoint=skip_checkpoint, **kw).get_frame(0))
     ref = planes(core.resize.Bilinear(rgb, **kw).get_frame(0))
     for a, b in zip(out, ref):

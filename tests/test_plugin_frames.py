@@ -116,13 +116,8 @@ def test_error_inside_a_frame_names_the_frame_and_suggests_tile(monkeypatch):
         out.get_frame(5)
 
 
-def real_clip(shared_data, n=8, h=48, w=64, fmt=vs.YUV420P8):
-    from PIL import Image
-
-    arrays = []
-    for i in range(1, n + 1):
-        im = Image.open(shared_data / "vid4" / "foliage" / f"{i:02d}.png").convert("RGB").resize((w, h), Image.BICUBIC)
-        arrays.append(np.asarray(im).transpose(2, 0, 1).astype(np.float32) / 255)
+def real_clip(real_frames, n=8, h=48, w=64, fmt=vs.YUV420P8):
+    arrays = real_frames(n, (h, w))
     base = core.std.BlankClip(format=vs.RGBS, width=w, height=h, length=n)
 
     def put(n, f):
@@ -147,8 +142,8 @@ def grab(out, order):
 
 
 @pytest.mark.parametrize("fmt", [vs.RGBS, vs.YUV420P8])
-def test_random_order_gives_the_same_frames(tiny_checkpoint, shared_data, fmt):
-    clip = real_clip(shared_data, fmt=fmt)
+def test_random_order_gives_the_same_frames(tiny_checkpoint, real_frames, fmt):
+    clip = real_clip(real_frames, fmt=fmt)
     clip = core.std.SetFrameProps(clip[:5], _SceneChangeNext=0) + core.std.SetFrameProps(clip[5:], _SceneChangePrev=1)[:1] + clip[6:]
     n = clip.num_frames
     kw = dict(checkpoint=str(tiny_checkpoint), batch=3)
@@ -164,8 +159,8 @@ def test_random_order_gives_the_same_frames(tiny_checkpoint, shared_data, fmt):
                     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1 and (a != b).mean() < 1e-3
 
 
-def test_parallel_requests_from_several_clips_do_not_deadlock(tiny_checkpoint, shared_data):
-    clip = real_clip(shared_data, n=6)
+def test_parallel_requests_from_several_clips_do_not_deadlock(tiny_checkpoint, real_frames):
+    clip = real_clip(real_frames, n=6)
     outs = [core.savsr.Upscale(clip, s, checkpoint=str(tiny_checkpoint), batch=2) for s in (1.5, 2.0)]
     ref = [grab(o, range(6)) for o in outs]
     fresh = [core.savsr.Upscale(clip, s, checkpoint=str(tiny_checkpoint), batch=2) for s in (1.5, 2.0)]
@@ -201,8 +196,8 @@ def test_filters_release_their_sessions(tiny_checkpoint):
     assert plugin_frames.live_sessions() == before
 
 
-def test_tile_argument_gives_the_untiled_frames(tiny_checkpoint, shared_data):
-    clip = real_clip(shared_data, n=3, fmt=vs.RGBS)  # 64 x 48
+def test_tile_argument_gives_the_untiled_frames(tiny_checkpoint, real_frames):
+    clip = real_clip(real_frames, n=3, fmt=vs.RGBS)  # 64 x 48
     kw = dict(checkpoint=str(tiny_checkpoint))
     ref = grab(core.savsr.Upscale(clip, 2, **kw), [1])[1]
     tiled = grab(core.savsr.Upscale(clip, 2, tile=40, tile_pad=8, **kw), [1])[1]  # 3 x 3 tiles

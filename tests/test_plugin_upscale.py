@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
@@ -28,11 +29,25 @@ def up(clip, ckpt, **kw):
     return core.savsr.Upscale(clip, checkpoint=str(ckpt), **kw)
 
 
+#: VapourSynth argument types (shim.c) and the Python annotations they stand for
+VS_TYPES = {"vnode": "vs.VideoNode", "float": "float", "int": "int", "data": "str", "int[]": "Sequence[int]"}
+
+
 def test_namespace_and_signature():
     sig = core.savsr.Upscale.signature
     for arg in ("sx:float", "sy:float", "width:int", "height:int", "src_left", "src_top", "src_width",
                 "src_height", "checkpoint", "model", "device_index", "fp16", "tile", "batch"):
         assert arg in sig
+    # the native argument list (shim.c) is vssavsr.upscale's, in order, with the same types and optional arguments
+    native_args = [a.split(":") for a in sig.split(";") if a]
+    python_args = inspect.signature(vssavsr.upscale).parameters
+    assert [a[0] for a in native_args] == list(python_args)
+    for name, vs_type, *opt in native_args:
+        param = python_args[name]
+        assert (opt == ["opt"]) == (param.default is None), name
+        annotation = param.annotation if isinstance(param.annotation, str) else inspect.formatannotation(param.annotation)
+        wanted = "bool" if name == "fp16" else VS_TYPES[vs_type]  # VapourSynth has no bool: fp16 is an int flag
+        assert wanted in annotation, (name, vs_type, annotation)
 
 
 @pytest.mark.parametrize(

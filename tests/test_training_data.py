@@ -12,7 +12,7 @@ from PIL import Image
 from training.data import (
     FrameFolders, StillPhotos, TrainData, VideoFile, VimeoSeptuplets, build_sources, detect_scene_cuts, valid_windows,
 )
-from training.degrade import ScaleSchedule, gt_patch_size
+from training.scales import ScaleSchedule, gt_patch_size
 
 
 def _write_frames(folder: Path, values, size=(40, 56), ext="png"):
@@ -168,14 +168,19 @@ def test_eval_sets_are_refused(tmp_path):
         build_sources([{"type": "frames", "path": str(tmp_path / "vid4" / "calendar")}])
 
 
-def test_shipped_sources_load(shared_data):
-    """The team's training data through the shipped configs' source types (never Vid4)."""
+def test_shipped_sources_load(fixtures_dir):
+    """Real footage through the shipped configs' source types (never Vid4): the frames in tests/fixtures and the
+    bundled sample clip, whose one shot change (frame 30) no window spans."""
+    import vssavsr
+
     sources, weights = build_sources([
-        {"type": "frames", "path": str(shared_data / "train" / "ntia_aspen"), "strides": [1, 2]},
-        {"type": "video", "path": str(shared_data / "clips" / "bikes.mp4")},
+        {"type": "frames", "path": str(fixtures_dir / "bikes"), "strides": [1, 2]},
+        {"type": "video", "path": vssavsr.sample_clip_path()},
+        {"type": "stills", "path": str(fixtures_dir / "stills")},
     ])
-    aspen, bikes = sources
-    assert aspen.sequences[0].shape == (31, 3, 540, 960) and aspen.cuts == [[]]
-    assert bikes.sequences[0].shape[0] == 250
-    assert bikes.cuts[0] == [30, 76, 137, 187, 242]  # the clip's five shot changes
+    frames, bikes, stills = sources
+    assert frames.sequences[0].shape == (16, 3, 136, 320) and frames.cuts == [[]]
+    assert bikes.sequences[0].shape == (75, 3, 136, 320)
+    assert bikes.cuts[0] == [30]  # the clip's shot change
     assert all(not any(w[0] < c <= w[-1] for c in bikes.cuts[0]) for _, w in bikes.windows)
+    assert len(stills.photos) == 2 and stills.sample(np.random.default_rng(0), (40, 40)).shape == (7, 3, 40, 40)

@@ -1,13 +1,14 @@
-"""training.degrade: asBI sizes (symmetric and asymmetric), evaluation sizes, the scale list and curriculum."""
+"""training.degrade and training.scales: asBI sizes (symmetric and asymmetric), evaluation sizes, the scale list and
+curriculum."""
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from training.degrade import (
-    ASYMMETRIC_SCALES, REFERENCE_SCALES, SYMMETRIC_SCALES, ScaleSchedule, asbi, bicubic_resize, eval_sizes,
-    gt_patch_size, parse_scale, scale_label,
+from training.degrade import asbi, bicubic_resize, eval_sizes
+from training.scales import (
+    ASYMMETRIC_SCALES, REFERENCE_SCALES, SYMMETRIC_SCALES, ScaleSchedule, gt_patch_size, parse_scale, scale_label,
 )
 
 

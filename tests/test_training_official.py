@@ -37,9 +37,10 @@ def test_evaluate_takes_the_official_file(official_pth, tmp_path):
     assert set(res["mean"]) == {"Bicubic", "tiny_official"}
 
 
-def test_train_init_from_the_official_file(official_pth, tmp_path, shared_data):
+def test_train_init_from_the_official_file(official_pth, tmp_path):
     from training.config import apply_overrides, load_config
-    from training.train import network_from_state, train
+    from training.loop import train
+    from training.state import network_from_state
 
     cfg = apply_overrides(load_config("cpu-smoke"), ["train.iterations=2", "data.batch_size=2"])
     res = train(cfg, tmp_path / "run", init=official_pth, progress=False)

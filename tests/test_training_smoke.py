@@ -5,16 +5,21 @@ import math
 import pytest
 import torch
 
+import training.learner as learner_module
 from training.config import apply_overrides, load_config
 from training.data import TrainData
 from training.degrade import asbi
-import training.train as train_module
-from training.train import EMA, _PendingSteps, backward_pass, build_network, charbonnier, learning_rate, network_from_state, train
+from training.learner import EMA, backward_pass, charbonnier, learning_rate
+from training.loop import _PendingSteps, train
+from training.state import build_network, load_state, network_from_state
 
 
 @pytest.fixture(scope="module")
-def smoke_cfg(shared_data):
-    return load_config("cpu-smoke")
+def smoke_cfg():
+    """The smoke recipe: a tiny network on the real frames shipped in tests/fixtures."""
+    cfg = load_config("cpu-smoke")
+    assert all("shared" not in str(s["path"]) for s in cfg["data"]["sources"])
+    return cfg
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +67,6 @@ def test_smoke_resume_is_exact(smoke_cfg, smoke_run, tmp_path):
 
 
 def test_training_runs_channels_last_and_states_load_anywhere(smoke_run):
-    from training.train import load_state
-
     out, _ = smoke_run
     state = load_state(out / "last.pt")
     convs = [v for k, v in state["model"].items() if v.dim() == 4 and v.shape[-1] == 3 and v.shape[1] > 1]
@@ -168,14 +171,14 @@ def test_pending_steps_are_read_in_order_and_emptied():
 def test_a_non_finite_loss_stops_before_the_weights_move(smoke_cfg, tmp_path, monkeypatch):
     cfg = apply_overrides(smoke_cfg, ["train.iterations=6", "train.checkpoint_every=2", "data.batch_size=2"])
     calls = {"n": 0}
-    real = train_module.charbonnier
+    real = learner_module.charbonnier
 
     def poisoned(pred, target, eps=1e-3):
         calls["n"] += 1
         loss = real(pred, target, eps)
         return loss * float("nan") if calls["n"] == 4 else loss
 
-    monkeypatch.setattr(train_module, "charbonnier", poisoned)
+    monkeypatch.setattr(learner_module, "charbonnier", poisoned)
     with pytest.raises(FloatingPointError, match=r"loss is nan at iteration 3; last good state: .*state-0000002\.pt"):
         train(cfg, tmp_path, progress=False)
     assert torch.isfinite(torch.cat([v.flatten() for v in network_from_state(tmp_path / "last.pt").state_dict().values()
@@ -213,3 +216,17 @@ def test_optional_and_free_form_overrides_are_accepted():
                                                        "data.sources.0.zoom=[2, 4]", "train.eval.data=/tmp/vid4"])
     assert cfg["scales"]["fixed"] == 2 and cfg["model"]["overrides"]["num_feat"] == 16
     assert cfg["data"]["sources"][0]["zoom"] == [2, 4] and cfg["train"]["eval"]["data"] == "/tmp/vid4"
+
+
+def test_init_grow_starts_a_deeper_model_from_the_init_weights(smoke_cfg, smoke_run, tmp_path):
+    from training.config import apply_overrides
+    from training.export import export_state
+    from training.state import network_from_state
+
+    out, _ = smoke_run
+    init = export_state(out / "last.pt", tmp_path / "small.safetensors")
+    cfg = apply_overrides(smoke_cfg, ["train.iterations=1", "init_grow=true", "model.overrides.rcab_per_group=2"])
+    res = train(cfg, tmp_path / "grown", init=init, progress=False)
+    assert res["iteration"] == 1
+    net = network_from_state(tmp_path / "grown" / "last.pt", weights="raw")
+    assert net.config.rcab_per_group == 2 and net.config.channels == 8

@@ -7,4 +7,14 @@
 
 The network and checkpoint format come from ``vssavsr.model``; the LR inputs of training and evaluation come
 from one function, ``training.degrade.asbi``. Data: ``training/DATA.md``; runs: ``training/RUNS.md``.
+
+Layers, lowest first (each imports only from the ones above it; ``tests/test_layers.py`` checks there is no circle):
+
+- ``config`` (YAML configs), ``scales`` (training scales, curriculum, notation), ``metrics``, ``published``;
+- ``data.frames`` (reading frames, the one antialiased bicubic resize), ``data.windows``, ``data.video``,
+  ``data.sources``, ``data.stills``, ``data.batches`` (``TrainData``);
+- ``degrade`` (asBI), ``state`` (the training-state file and the network built from it), ``report`` (tables,
+  plots, summaries);
+- ``evaluate`` (protocols), ``export`` (state -> plugin checkpoint), ``learner`` (one training step), ``progress``;
+- ``loop`` (setup, step, log, checkpoint, evaluation hook), then the command lines ``train`` and ``plot_log``.
 """

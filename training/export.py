@@ -18,16 +18,11 @@ from typing import Sequence
 
 import torch
 
+import vssavsr
 from training.config import dump
-
-
-def _vssavsr_version() -> str:
-    try:
-        import vssavsr
-
-        return getattr(vssavsr, "__version__", "?")
-    except Exception:
-        return "?"
+from training.report import summary
+from training.state import load_state, network_of
+from vssavsr.model import save_checkpoint
 
 
 def export_state(
@@ -44,16 +39,9 @@ def export_state(
     ``evaluation``: a results.json written by ``training.evaluate`` (or its dict); its summary goes into the
     metadata. ``validation``: the same for the real-footage validation (``training.evaluate --real``), which
     ``training.ship`` compares candidates against. ``dtype``: "fp16", "bf16" or None (fp32)."""
-    from vssavsr.model import save_checkpoint
-
-    from training.evaluate import summary
-    from training.train import build_network, load_state
-
     state = load_state(state_path)
     cfg = state["config"]
-    net = build_network(cfg.get("model"))
-    net.load_state_dict(state["ema" if weights == "ema" else "model"])
-    net.eval()
+    net = network_of(state, weights)
     meta = {
         "recipe": dump(cfg),
         "training": {
@@ -63,7 +51,7 @@ def export_state(
             "weights": weights,
             "ema_decay": (cfg.get("ema") or {}).get("decay"),
             "exported": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "vssavsr_version": _vssavsr_version(),
+            "vssavsr_version": vssavsr.__version__,
             "torch": torch.__version__,
         },
     }

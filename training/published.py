@@ -1,7 +1,7 @@
 """Published SAVSR quality on Vid4 (PSNR dB / SSIM, Y channel; full Vid4 sequences), quoted beside our results.
 
 From the reference's published table (its README, retrained model), as copied in the team's
-``shared/docs/savsr-results.md``. Keys are scale labels as ``training.degrade.scale_label`` writes them
+``shared/docs/savsr-results.md``. Keys are scale labels as ``training.scales.scale_label`` writes them
 (asymmetric: height/width).
 """
 

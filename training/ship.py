@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from training.published import VID4 as PUBLISHED_VID4
+from vssavsr.model import load_checkpoint
 
 SHIPPED = Path(__file__).resolve().parents[1] / "vssavsr" / "weights" / "savsr-s.safetensors"
 REAL_SCALES = ("x2", "x4")
@@ -36,8 +37,6 @@ def model_means(results: dict, what: str) -> dict[str, float]:
 
 def shipped_means(checkpoint: Path, real: Path | None, vid4: Path | None) -> tuple[dict, dict]:
     """The shipped checkpoint's (real-footage, Vid4) means: from the given results files, else its metadata."""
-    from vssavsr.model import load_checkpoint
-
     meta = load_checkpoint(str(checkpoint))[1] if real is None or vid4 is None else {}
     out = []
     for path, key, flag in ((real, "validation", "--shipped-real"), (vid4, "evaluation", "--shipped-vid4")):

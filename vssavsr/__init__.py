@@ -1,17 +1,25 @@
 """vssavsr: arbitrary-scale video super-resolution (SAVSR) for VapourSynth.
 
 In a ``.vpy`` script: ``core.savsr.Upscale(clip, sx, sy)`` (no import needed once the
-package is installed). From Python: ``vssavsr.upscale(clip, ...)``.
+package is installed). From Python: ``vssavsr.upscale(clip, ...)``, the same function with the
+same arguments (``vssavsr.plugin.upscale.upscale``).
 """
 
 __version__ = "0.1.0"
 
 
-def upscale(clip, *args, **kwargs):
-    """Upscale ``clip`` with SAVSR; same arguments as ``core.savsr.Upscale``."""
-    from vssavsr.plugin.upscale import upscale as _upscale
+def __getattr__(name: str):
+    # ``upscale`` is looked up on first use, so that ``import vssavsr.model`` (training, exports) does not import
+    # VapourSynth; it is the VapourSynth layer's function itself, with its signature and docs.
+    if name == "upscale":
+        from vssavsr.plugin.upscale import upscale
 
-    return _upscale(clip, *args, **kwargs)
+        return upscale
+    raise AttributeError(f"module 'vssavsr' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), "upscale"])
 
 
 def sample_clip_path() -> str:

@@ -12,47 +12,17 @@ scene cut (``windows``), then a random crop of the requested size at the same pl
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from training.data.frames import frame_folders, image_size, load_image, shrink
+from training.data.video import read_video
 from training.data.windows import detect_scene_cuts, valid_windows
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 T = 7
-
-
-def natural_key(s: str):
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
-
-
-def load_image(path: str | Path, box: tuple[int, int, int, int] | None = None) -> torch.Tensor:
-    """An image file as ``(3, H, W)`` uint8 RGB; ``box`` = (left, top, right, bottom) crops it first."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        if box is not None:
-            im = im.crop(box)
-        arr = np.asarray(im)
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
-
-
-def shrink(frames: torch.Tensor, factor: float) -> torch.Tensor:
-    """Antialiased bicubic downscale of uint8 frames ``(N, 3, H, W)`` by ``factor`` (>= 1), still uint8."""
-    if factor <= 1.0:
-        return frames
-    h, w = frames.shape[-2:]
-    size = (max(1, round(h / factor)), max(1, round(w / factor)))
-    out = []
-    for chunk in torch.split(frames, 16):
-        x = F.interpolate(chunk.float(), size=size, mode="bicubic", antialias=True, align_corners=False)
-        out.append(x.round_().clamp_(0, 255).to(torch.uint8))
-    return torch.cat(out)
 
 
 class Source:
@@ -142,13 +112,6 @@ class _LazyFrames:
         return load_image(self.paths[i], box)
 
 
-def _image_size(path: Path) -> tuple[int, int]:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return im.height, im.width
-
-
 def _load_sequence(paths: Sequence[Path], downscale: float) -> torch.Tensor:
     frames = torch.stack([load_image(p) for p in paths])
     return shrink(frames, downscale)
@@ -178,15 +141,11 @@ def FrameFolders(
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"frame folder not found: {root}")
-    folders = []
-    for d in sorted([root, *[p for p in root.rglob("*") if p.is_dir()]], key=lambda p: natural_key(str(p))):
-        imgs = sorted([p for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTS], key=lambda p: natural_key(p.name))
-        if len(imgs) >= T:
-            folders.append((d, imgs))
+    folders = frame_folders(root, T)
     if not folders:
         raise ValueError(f"{root}: no folder with at least {T} frames")
     seqs, sizes, cuts, labels = [], [], [], []
-    for i, (d, imgs) in enumerate(folders):
+    for i, (label, imgs) in enumerate(folders):
         if cache:
             fr = _load_sequence(imgs, downscale)
             seqs.append(fr)
@@ -196,9 +155,9 @@ def FrameFolders(
             if downscale > 1:
                 raise ValueError("downscale needs cache: true")
             seqs.append(_LazyFrames(imgs))
-            sizes.append(_image_size(imgs[0]))
+            sizes.append(image_size(imgs[0]))
             cuts.append(_cuts_for(None, scene_cuts, i))
-        labels.append(str(d.relative_to(root)) if d != root else root.name)
+        labels.append(label)
     return SequenceSource(name or f"frames:{root.name}", seqs, sizes, cuts, strides, labels)
 
 
@@ -226,7 +185,7 @@ def VimeoSeptuplets(
             sizes.append(tuple(fr.shape[-2:]))
         else:
             seqs.append(_LazyFrames(paths))
-            sizes.append(_image_size(paths[0]))
+            sizes.append(image_size(paths[0]))
     return SequenceSource(name or f"vimeo:{root.name}", seqs, sizes, None, (1,), clips)
 
 
@@ -244,8 +203,6 @@ def VideoFile(
 
     Scene cuts: those the source marks (``_SceneChangePrev``) plus, with ``scene_cuts="auto"``, those found by
     ``detect_scene_cuts``; or an explicit list of frame indices (after ``start``)."""
-    from training.data.video import read_video
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"video not found: {path}")

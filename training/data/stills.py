@@ -24,7 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.data.sources import IMAGE_EXTS, Source, load_image, natural_key
+from training.data.frames import IMAGE_EXTS, load_image, natural_key, resize
+from training.data.sources import Source
 
 T = 7
 
@@ -170,10 +171,7 @@ class StillPhotos(Source):
         f = z / os_
         x = region.float()[None] / 255.0
         if f > 1.0 + 1e-3:
-            Hd, Wd = max(1, round(Hr / f)), max(1, round(Wr / f))
-            x = F.interpolate(x, size=(Hd, Wd), mode="bicubic", antialias=True, align_corners=False)
-        else:
-            Hd, Wd = Hr, Wr
+            x = resize(x, (max(1, round(Hr / f)), max(1, round(Wr / f))))
         # per frame an affine map from rendered pixel centres q (GT units, relative to the patch centre) to the
         # normalised grid (align_corners=False) of the downscaled region: g = q @ M_t^T + b_t
         # photo p = z R_t (s_t q + d_t) + c;  region-normalised g = (p - origin + 0.5) / (Wr, Hr) * 2 - 1

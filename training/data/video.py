@@ -14,6 +14,8 @@ import tempfile
 import numpy as np
 import torch
 
+from training.data.frames import shrink
+
 
 def _matrix_for(props, height: int) -> str:
     m = int(props.get("_Matrix", 2)) if props is not None else 2
@@ -30,7 +32,7 @@ def read_video_vs(
 
     ``downscale`` > 1 shrinks the frames in the same resize call (bicubic b=0, c=0.5: the Catmull-Rom kernel,
     area-scaled when shrinking like an antialiased resize)."""
-    import vapoursynth as vs
+    import vapoursynth as vs  # optional: read_video falls back to ffmpeg without it
 
     core = vs.core
     if not hasattr(core, "bs"):
@@ -101,7 +103,5 @@ def read_video(
         except Exception:
             if decoder != "auto":
                 raise
-    from training.data.sources import shrink
-
     frames, cuts = read_video_ffmpeg(path, start, max_frames)
     return shrink(frames, downscale), cuts

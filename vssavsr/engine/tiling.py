@@ -16,16 +16,18 @@ Tile borders fall on even LR coordinates, so that stride-2 parts of the network 
 scale-adaptive module pools 2 x 2) see the same grid as in the untiled frame.
 
 Global pooling. SAVSR's scale-attention convolutions and channel attentions use the global
-average of a feature map over the whole frame, which no tile can see. Tiled inference
-therefore runs the tiles first in "statistics" passes (the features at full cost, only a 1 x 1
-HR block per tile), in which every spatial mean ``x.mean(dim=(2, 3))`` of the network records the
-sum of its input over the tile's core; the frame-wide means assembled from those sums replace
-the tile-local means in the next pass. ``stat_passes`` passes (default 2) make the means
-converge to the untiled ones; the final pass produces the output with them. One pass leaves the
-deeper means computed from features that still saw tile-local means upstream: with trained
-weights that was up to 1.6/255 at ×2 on Vid4 calendar in 64-96 pixel tiles, a second pass
-brings it to 0.2/255 for about 1.5× the tiled time. The means are
-intercepted with a ``TorchFunctionMode`` (in call order), so the model needs no hooks.
+average of a feature map over the whole frame, which no tile can see. Every such average is a
+``GlobalAvgPool`` module of the model (``vssavsr.model.layers``). Tiled inference runs the tiles
+first in "statistics" passes (the features at full cost, only a 1 x 1 HR block per tile), in which
+a ``pooling_hook`` records, for each pooling call in call order, the sum of its input over the
+tile's core; the frame-wide means assembled from those sums replace the tile-local means in the
+next pass. ``stat_passes`` passes (default 2) make the means converge to the untiled ones; the
+final pass produces the output with them. One pass leaves the deeper means computed from
+features that still saw tile-local means upstream: with trained weights that was up to 1.6/255
+at ×2 on Vid4 calendar in 64-96 pixel tiles, a second pass brings it to 0.2/255 for about 1.5×
+the tiled time. A network with no pooling call needs no statistics pass and gets none. Any call
+that cannot be made frame-wide (a map that is not at the tile's resolution, a call sequence that
+differs between passes or tiles) raises ``TiledPoolingError`` instead of leaving a seam.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
-from torch.overrides import TorchFunctionMode
+
+from vssavsr.model.layers import GlobalAvgPool, pooling_hook
 
 #: Overlap (LR pixels) used when the caller gives none.
 DEFAULT_PAD = 16
@@ -172,65 +175,63 @@ def efficient_tile(
 
 ModelFn = Callable[[torch.Tensor, tuple[int, int], tuple[float, float], tuple[float, float]], torch.Tensor]
 
-_MEAN_FUNCS = (torch.Tensor.mean, torch.mean)
-_POOL_FUNCS = (torch.nn.functional.adaptive_avg_pool2d,)
 
 
-def _spatial_mean_call(func, args, kwargs) -> bool:
-    """Is this call a global spatial mean of a 4-D feature map (x.mean(dim=(2, 3)))?"""
-    if not args or not isinstance(args[0], torch.Tensor) or args[0].dim() != 4:
-        return False
-    if func in _MEAN_FUNCS:
-        dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
-        if dim is None or isinstance(dim, int):
-            return False
-        return sorted(d % 4 for d in dim) == [2, 3]
-    if func in _POOL_FUNCS:
-        size = kwargs.get("output_size", args[1] if len(args) > 1 else None)
-        return size in (1, (1, 1), [1, 1])
-    return False
+class TiledPoolingError(RuntimeError):
+    """A frame-wide average of the network cannot be made frame-wide in tiles (see the module docs)."""
 
 
-class _GlobalPool(TorchFunctionMode):
-    """Replace / record the spatial means of a network running on one tile (see module docs)."""
+class _TilePooling:
+    """The pooling hook of one tile's run: record each ``GlobalAvgPool`` call's sum over the tile's core, and/or
+    return the frame-wide means of an earlier pass instead of the tile's own, call by call."""
 
-    def __init__(self, core: tuple[int, int, int, int], lr_size: tuple[int, int], means: list | None, record: bool):
-        super().__init__()
+    def __init__(self, core: tuple, lr_size: tuple[int, int], means: list[torch.Tensor] | None,
+                 sites: list[GlobalAvgPool] | None, record: bool = True):
         self.core = core  # (r0, r1, c0, c1) in tile coordinates; r1/c1 None: to the (padded) end
         self.lr_size = lr_size  # the tile's LR size
-        self.means = means
+        self.means = means  # frame-wide means of the previous pass, by call index
+        self.expected = sites  # the modules of those calls, in order (None: the first tile of the first pass)
         self.record = record
+        self.sites: list[GlobalAvgPool] = []
         self.sums: list[torch.Tensor] = []
         self.counts: list[int] = []
-        self.calls = 0
-        self.unmatched = 0
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if not _spatial_mean_call(func, args, kwargs):
-            return func(*args, **kwargs)
-        x = args[0]
-        out = func(*args, **kwargs)
-        k = self.calls
-        self.calls += 1
+    def __call__(self, module: GlobalAvgPool, x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        k = len(self.sites)
+        self.sites.append(module)
+        if self.expected is not None and (k >= len(self.expected) or self.expected[k] is not module):
+            raise TiledPoolingError(
+                f"global pooling call {k} ({module}) is not the one the statistics pass saw there: the network's "
+                "pooling calls differ between tiles or passes, so their means cannot be made frame-wide")
         h, w = x.shape[-2:]
         th, tw = self.lr_size
-        # Feature maps at the tile's LR size, or padded to even by the network.
-        if not (th <= h <= th + 1 and tw <= w <= tw + 1):
-            self.unmatched += 1
-            if self.record:
-                self.sums.append(None)
-                self.counts.append(0)
-            return out
-        r0, r1, c0, c1 = self.core
-        r1 = h if r1 is None else r1
-        c1 = w if c1 is None else c1
+        if not (th <= h <= th + 1 and tw <= w <= tw + 1):  # at the tile's LR size, or padded to even
+            raise TiledPoolingError(
+                f"global pooling call {k} ({module}) averages a {h} x {w} map in a {th} x {tw} tile: only maps at "
+                "the tile's LR resolution can be made frame-wide; run this network untiled")
         if self.record:
+            r0, r1, c0, c1 = self.core
+            r1 = h if r1 is None else r1
+            c1 = w if c1 is None else c1
             self.sums.append(x[..., r0:r1, c0:c1].float().sum(dim=(2, 3)))
             self.counts.append((r1 - r0) * (c1 - c0))
-        if self.means is not None and k < len(self.means) and self.means[k] is not None:
-            return self.means[k].to(out.dtype).reshape(out.shape)
-        return out
+        if self.means is None:
+            return mean
+        return self.means[k].to(mean.dtype).reshape(mean.shape)
+
+    def check_complete(self) -> None:
+        """Every call of the statistics pass happened in this run too (a missed site would keep a tile-local mean)."""
+        if self.expected is not None and len(self.sites) != len(self.expected):
+            raise TiledPoolingError(
+                f"the network made {len(self.sites)} global pooling calls on this tile, the statistics pass "
+                f"{len(self.expected)}: their means cannot be made frame-wide")
+
+
+def _run_tile(fn: ModelFn, args: tuple, pooling: _TilePooling) -> torch.Tensor:
+    with pooling_hook(pooling):
+        out = fn(*args)
+    pooling.check_complete()
+    return out
 
 
 def _core_in_tile(t: Tile, lr_size: tuple[int, int]) -> tuple:
@@ -268,24 +269,24 @@ def tiled_forward(
         return fn(frames, out_size, scale, offset)
     cores = [_core_in_tile(t, (h, w)) for t in tiles]
 
-    means = None
+    means, sites = None, None
     for _ in range(max(0, stat_passes)):
-        sums: list = []
-        counts: list = []
+        sums, counts = None, None
         for t, core in zip(tiles, cores):
             y0, y1, x0, x1 = t.lr_box
-            mode = _GlobalPool(core, (y1 - y0, x1 - x0), means, record=True)
-            with mode:
-                fn(frames[..., y0:y1, x0:x1], (1, 1), scale, (t.y.offset, t.x.offset))
-            for k, (s, c) in enumerate(zip(mode.sums, mode.counts)):
-                if k >= len(sums):
-                    sums.append(None)
-                    counts.append(0)
-                if s is None or (sums[k] is not None and sums[k].shape != s.shape):
-                    continue
-                sums[k] = s if sums[k] is None else sums[k] + s
-                counts[k] += c
-        means = [None if s is None or c == 0 else s / c for s, c in zip(sums, counts)]
+            pooling = _TilePooling(core, (y1 - y0, x1 - x0), means, sites)
+            _run_tile(fn, (frames[..., y0:y1, x0:x1], (1, 1), scale, (t.y.offset, t.x.offset)), pooling)
+            if sites is None:
+                sites = pooling.sites
+            if sums is None:
+                sums, counts = pooling.sums, pooling.counts
+            else:
+                sums = [a + b for a, b in zip(sums, pooling.sums)]
+                counts = [a + b for a, b in zip(counts, pooling.counts)]
+        if not sites:  # nothing frame-wide in this network: the tiles are independent
+            means = None
+            break
+        means = [s / c for s, c in zip(sums, counts)]
 
     out = None
     for t, core in zip(tiles, cores):
@@ -299,8 +300,7 @@ def tiled_forward(
         off = (t.y.offset + (e0 - i0) / scale[0], t.x.offset + (f0 - j0) / scale[1])
         args = (frames[..., y0:y1, x0:x1], (e1 - e0, f1 - f0), scale, off)
         if means is not None:
-            with _GlobalPool(core, (y1 - y0, x1 - x0), means, record=False):
-                part = fn(*args)
+            part = _run_tile(fn, args, _TilePooling(core, (y1 - y0, x1 - x0), means, sites, record=False))
         else:
             part = fn(*args)
         if out is None:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import SAVSRConfig
-from .layers import ConvBN, conv1x1, conv3x3, lrelu
+from .layers import ConvBN, GlobalAvgPool, conv1x1, conv3x3, lrelu
 from .osconv import OSConv
 
 __all__ = ["PFRB", "ChannelAttention", "RCAB", "ResidualGroup", "ScaleAdaptiveModule", "Reconstruction"]
@@ -71,11 +71,12 @@ class ChannelAttention(nn.Module):
     def __init__(self, channels: int, reduction: int) -> None:
         super().__init__()
         mid = max(1, channels // reduction)
+        self.pool = GlobalAvgPool()
         self.squeeze = conv1x1(channels, mid)
         self.excite = conv1x1(mid, channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = x.mean(dim=(2, 3), keepdim=True)
+        y = self.pool(x)
         y = torch.sigmoid(self.excite(F.relu(self.squeeze(y), inplace=True)))
         return x * y
 

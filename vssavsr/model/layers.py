@@ -1,4 +1,8 @@
-"""Small layers shared by the SAVSR blocks: 3 x 3 conv helper, activation, conv + BatchNorm.
+"""Small layers shared by the SAVSR blocks: 3 x 3 conv helper, activation, conv + BatchNorm, global pooling.
+
+:class:`GlobalAvgPool` computes every frame-wide average of the network (channel attention, OSConv routing).
+Code that runs the network on part of a frame (tiled inference, ``vssavsr.engine.tiling``) sees each of its calls
+through :func:`pooling_hook` and can replace the part's mean with the whole frame's.
 
 :class:`ConvBN` is the only place BatchNorm appears. In training mode it is plain conv -> BN;
 after :meth:`ConvBN.fuse` (eval only) it runs one convolution with the frozen BN folded in.
@@ -8,7 +12,10 @@ network saves and loads exactly like an unfused one.
 
 from __future__ import annotations
 
+import threading
 import warnings
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +23,7 @@ from torch import Tensor, nn
 
 from . import reference
 
-__all__ = ["conv3x3", "conv1x1", "lrelu", "ConvBN", "BatchNorm2dAnyBatch"]
+__all__ = ["conv3x3", "conv1x1", "lrelu", "ConvBN", "BatchNorm2dAnyBatch", "GlobalAvgPool", "pooling_hook"]
 
 
 def conv3x3(in_ch: int, out_ch: int, bias: bool = True) -> nn.Conv2d:
@@ -32,6 +39,53 @@ def conv1x1(in_ch: int, out_ch: int, bias: bool = True) -> nn.Conv2d:
 def lrelu(x: Tensor, slope: float = 0.2) -> Tensor:
     """LeakyReLU applied in place; only call it on a freshly computed tensor nobody else holds."""
     return F.leaky_relu(x, slope, inplace=True)
+
+
+#: (module, input (B, C, H, W), its mean) -> the mean to use instead
+PoolingHook = Callable[["GlobalAvgPool", Tensor, Tensor], Tensor]
+
+_hook_state = threading.local()  # the hook of this thread (tiled inference may run in several at once)
+_hooks_installed = 0  # in any thread; while 0, forward is the bare mean (nothing for torch.compile to trace)
+_hooks_lock = threading.Lock()
+
+
+class GlobalAvgPool(nn.Module):
+    """The frame-wide average of a feature map: (B, C, H, W) -> (B, C, 1, 1), or (B, C) with ``keepdim=False``.
+
+    Every frame-wide mean of the network is one of these modules (none is written as ``x.mean``), so that a hook
+    installed with :func:`pooling_hook` sees each of them, in call order."""
+
+    def __init__(self, keepdim: bool = True) -> None:
+        super().__init__()
+        self.keepdim = keepdim
+
+    def forward(self, x: Tensor) -> Tensor:
+        mean = x.mean(dim=(2, 3), keepdim=self.keepdim)
+        if _hooks_installed:
+            hook = getattr(_hook_state, "hook", None)
+            if hook is not None:
+                return hook(self, x, mean)
+        return mean
+
+    def extra_repr(self) -> str:
+        return f"keepdim={self.keepdim}"
+
+
+@contextmanager
+def pooling_hook(hook: PoolingHook) -> Iterator[None]:
+    """Within the block, every :class:`GlobalAvgPool` call of this thread returns ``hook(module, x, mean)``."""
+    global _hooks_installed
+    if getattr(_hook_state, "hook", None) is not None:
+        raise RuntimeError("pooling_hook: a hook is already installed in this thread")
+    with _hooks_lock:
+        _hooks_installed += 1
+    _hook_state.hook = hook
+    try:
+        yield
+    finally:
+        _hook_state.hook = None
+        with _hooks_lock:
+            _hooks_installed -= 1
 
 
 class BatchNorm2dAnyBatch(nn.BatchNorm2d):

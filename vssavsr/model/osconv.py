@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import reference
-from .layers import ConvBN
+from .layers import ConvBN, GlobalAvgPool
 
 __all__ = ["OSConv"]
 
@@ -39,6 +39,7 @@ class OSConv(nn.Module):
         c, co = channels, out_channels or channels
         self.kernel_size = kernel_size
         self.weight = nn.Parameter(torch.empty(num_kernels, co, c, kernel_size, kernel_size))
+        self.pool = GlobalAvgPool(keepdim=False)
         self.route = nn.Sequential(nn.Linear(c + 2, 2 * c), nn.ReLU(inplace=True), nn.Linear(2 * c, c), nn.ReLU(inplace=True))
         self.trunk = ConvBN(c, hidden, 1, bias=False)
         self.in_att = nn.Conv2d(hidden, c, 1)
@@ -54,7 +55,7 @@ class OSConv(nn.Module):
 
     def attentions(self, x: Tensor, inv_scale: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """(kernel_att (B, K), spatial_att (B, k*k), in_att (B, C), out_att (B, C))."""
-        pooled = x.mean(dim=(2, 3))
+        pooled = self.pool(x)
         v = self.route(torch.cat([inv_scale.to(pooled.dtype), pooled], dim=1))
         t = F.relu(self.trunk(v[:, :, None, None]), inplace=True)
         kernel_att = torch.softmax(self.kernel_att(t).flatten(1), dim=1)

@@ -16,8 +16,8 @@ sources read, so ``training/configs/gpu-full.yaml`` trains on it unchanged:
 Video is decoded here (VapourSynth + bestsource, ffmpeg fallback: ``training.data.video``) because the GPU
 machine has neither. Shots shorter than 7 frames give no training window and are left out.
 
-    .venv/bin/python scripts/pack_gpu_data.py                       # -> gpu_carry/ (about 33 MiB)
-    .venv/bin/python scripts/pack_gpu_data.py --out /tmp/x --limit 1  # tiny subset (tests)
+    .venv/bin/python scripts/gpu/pack_data.py                       # -> gpu_carry/ (about 33 MiB)
+    .venv/bin/python scripts/gpu/pack_data.py --out /tmp/x --limit 1  # tiny subset (tests)
 
 Exit status 2 when the pack (or the whole travelling tree) is over budget.
 """
@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 MIB = 1 << 20
@@ -70,9 +70,9 @@ def _save_frames(frames, folder: Path, quality: int, chroma: str, first: int = 1
 def pack_photos(src: Path, out: Path, long_side: int, quality: int, chroma: str, limit: int | None) -> dict:
     from PIL import Image
 
-    from training.data.sources import IMAGE_EXTS, natural_key
+    from training.data.frames import image_files
 
-    paths = sorted([p for p in src.iterdir() if p.suffix.lower() in IMAGE_EXTS], key=lambda p: natural_key(p.name))
+    paths = image_files(src)
     if limit:
         paths = paths[:limit]
     out.mkdir(parents=True, exist_ok=True)
@@ -94,11 +94,11 @@ def pack_photos(src: Path, out: Path, long_side: int, quality: int, chroma: str,
 
 
 def pack_frames(src: Path, out: Path, quality: int, chroma: str, limit: int | None) -> dict:
-    from training.data.sources import IMAGE_EXTS, load_image, natural_key
-
     import torch
 
-    paths = sorted([p for p in src.iterdir() if p.suffix.lower() in IMAGE_EXTS], key=lambda p: natural_key(p.name))
+    from training.data.frames import image_files, load_image
+
+    paths = image_files(src)
     if limit:
         paths = paths[: T * limit]
     frames = torch.stack([load_image(p) for p in paths])

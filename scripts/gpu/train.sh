@@ -2,14 +2,14 @@
 # Train the full SAVSR network on a lent GPU machine (device tool), detached, within one session's device time.
 # Runs THERE, in the repository root of the copied working tree (gpu_carry/ carried beside it); see training/GPU.md.
 #
-#   bash scripts/gpu_train.sh start  [MINUTES] [WATCH_S]  launch (setsid), watch WATCH_S s, copy results to $OUT
-#   bash scripts/gpu_train.sh poll   [WATCH_S]            watch up to WATCH_S s (returns when done), copy to $OUT
-#   bash scripts/gpu_train.sh finish [WAIT_S]             wait up to WAIT_S s for the end, else stop it (SIGTERM:
+#   bash scripts/gpu/train.sh start  [MINUTES] [WATCH_S]  launch (setsid), watch WATCH_S s, copy results to $OUT
+#   bash scripts/gpu/train.sh poll   [WATCH_S]            watch up to WATCH_S s (returns when done), copy to $OUT
+#   bash scripts/gpu/train.sh finish [WAIT_S]             wait up to WAIT_S s for the end, else stop it (SIGTERM:
 #                                                         it saves), export, copy the final results to $OUT
-#   bash scripts/gpu_train.sh state  K                    copy part set K (0, 1, 2, ...) of the final training
+#   bash scripts/gpu/train.sh state  K                    copy part set K (0, 1, 2, ...) of the final training
 #                                                         state to $OUT (exact resume later; optional)
-#   bash scripts/gpu_train.sh status                      one progress line
-#   bash scripts/gpu_train.sh assemble DIR... -o RUN_DIR  HERE (CPU side): join fetched parts, check SHA-256
+#   bash scripts/gpu/train.sh status                      one progress line
+#   bash scripts/gpu/train.sh assemble DIR... -o RUN_DIR  HERE (CPU side): join fetched parts, check SHA-256
 #
 # MINUTES (default 23): wall-clock budget from launch to the final export. The driver (a setsid'd copy of this
 # script) trains in two phases: CAL_ITERS (300) iterations of the config as is (compiling included; CAL_MINUTES,
@@ -33,7 +33,7 @@ set -uo pipefail
 
 MODE=${1:-status}
 shift || true
-HERE=$(cd "$(dirname "$0")/.." && pwd)
+HERE=$(cd "$(dirname "$0")/../.." && pwd)
 GPU_RUN=${GPU_RUN:-/tmp/vssavsr-gpu}
 CONFIG=${CONFIG:-gpu-full}
 DATA=${DATA:-gpu_carry}
@@ -53,7 +53,7 @@ final_rc() {  # 1 when the driver ended with an error, else 0 (also while it run
   if [ ! -f "$GPU_RUN/DONE" ] && ! driver_alive; then return 1; fi
   return 0
 }
-die() { echo "gpu_train.sh: $*" >&2; exit 1; }
+die() { echo "scripts/gpu/train.sh: $*" >&2; exit 1; }
 
 # ---------------------------------------------------------------------------------------------------------------
 # python: the machine's own (torch preinstalled: /opt/torch/.venv on the device image), else one made here
@@ -156,7 +156,7 @@ export_ema() {  # $1: fp16|fp32 -> $EXP/ema-$1.safetensors from the newest state
   mkdir -p "$EXP"
   if [ -f "$dst" ] && [ "$(cat "$dst.from" 2>/dev/null)" = "$state" ]; then return 0; fi
   (cd "$REPO" && OMP_NUM_THREADS=4 PYTHONPATH="$REPO" "$py" -m training.export "$state" -o "$dst.tmp.safetensors" \
-      --dtype "$dtype" --notes "gpu_train.sh on $(hostname), $(date -u +%FT%TZ)") >>"$GPU_RUN/export.log" 2>&1 \
+      --dtype "$dtype" --notes "scripts/gpu/train.sh on $(hostname), $(date -u +%FT%TZ)") >>"$GPU_RUN/export.log" 2>&1 \
     || { log "export failed: $(tail -n 3 "$GPU_RUN/export.log")"; return 1; }
   mv "$dst.tmp.safetensors" "$dst"
   echo "$state" >"$dst.from"
@@ -307,7 +307,7 @@ start)
   "$PY" -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
   # snapshot: code + packed data
   DATA_ABS=$(cd "$HERE" && readlink -f "$DATA") || die "data folder $DATA not found"
-  [ -f "$DATA_ABS/manifest.json" ] || die "$DATA_ABS: no manifest.json (pack it with scripts/pack_gpu_data.py; carry gpu_carry)"
+  [ -f "$DATA_ABS/manifest.json" ] || die "$DATA_ABS: no manifest.json (pack it with scripts/gpu/pack_data.py; carry gpu_carry)"
   mkdir -p "$REPO"
   cp -a "$HERE/vssavsr" "$HERE/training" "$HERE/scripts" "$REPO/"
   [ -f "$HERE/pyproject.toml" ] && cp "$HERE/pyproject.toml" "$REPO/"
@@ -325,7 +325,7 @@ start)
   # detached: a new session survives the command's end (the machine stays held while polls keep it warm)
   GPU_RUN="$GPU_RUN" CONFIG="$CONFIG" CALIBRATE="$CALIBRATE" CAL_ITERS="$CAL_ITERS" CAL_MINUTES="$CAL_MINUTES" \
     EXTRA_SET="$EXTRA_SET" \
-    setsid nohup bash "$REPO/scripts/gpu_train.sh" _drive >"$GPU_RUN/driver.log" 2>&1 </dev/null &
+    setsid nohup bash "$REPO/scripts/gpu/train.sh" _drive >"$GPU_RUN/driver.log" 2>&1 </dev/null &
   echo $! >"$GPU_RUN/driver.pid"
   log "driver pid $(cat "$GPU_RUN/driver.pid"); deadline $(date -d @"$(cat "$GPU_RUN/deadline")" +%H:%M:%S 2>/dev/null || cat "$GPU_RUN/deadline") ($MINUTES min); config $CONFIG${EXTRA_SET:+ + $EXTRA_SET}"
   sleep 2

@@ -1,0 +1,1 @@
+"""One module per kind of benchmark mode (see ``benchmark.modes``)."""
