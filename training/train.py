@@ -34,6 +34,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from training import distributed
 from training.config import apply_overrides, dump, load_config
 from training.data import TrainData, batch_iterator
 from training.degrade import asbi
@@ -328,7 +329,8 @@ def _train(cfg, out_dir, resume, init, stop_at, max_minutes, progress) -> dict:
     tcfg = cfg.get("train", {}) or {}
     if tcfg.get("threads"):
         torch.set_num_threads(int(tcfg["threads"]))
-    device = _device(tcfg.get("device", "auto"))
+    world, dist_device = distributed.setup(tcfg.get("device", "auto"))  # [distributed] torchrun: join the group
+    device = dist_device or _device(tcfg.get("device", "auto"))
     seed = int(cfg.get("seed", 0))
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
@@ -352,6 +354,9 @@ def _train(cfg, out_dir, resume, init, stop_at, max_minutes, progress) -> dict:
     net.to(device).train()
     if tcfg.get("channels_last", True):
         net.use_channels_last()
+    synced_bn = world.active and bool(tcfg.get("sync_batchnorm", True))
+    if synced_bn:  # [distributed] BatchNorm statistics over the global batch (before the optimiser sees the params)
+        distributed.sync_batchnorm(net)
 
     ocfg = cfg.get("optim", {}) or {}
     base_lr = float(ocfg.get("lr", 2e-4))
@@ -380,17 +385,28 @@ def _train(cfg, out_dir, resume, init, stop_at, max_minutes, progress) -> dict:
     dcfg = cfg["data"]
     base = Path(cfg["_file"]).parent if cfg.get("_file") else None
     data = TrainData.from_config(dcfg, cfg.get("scales"), seed, base)
+    # [distributed] this rank's data streams; the global batch, the per-rank batch and the world size are recorded
+    n_streams, my_streams = distributed.streams_for(world, tcfg.get("data_streams"))
+    cfg = {**cfg, "distributed": distributed.batch_sizes(data.batch_size, n_streams, world)}
+    if world.active and world.is_main:
+        d = cfg["distributed"]
+        print(f"distributed: {d['world_size']} processes ({d['backend']}), global batch {d['global_batch']}, "
+              f"{d['batch_per_rank']} per process", file=sys.stderr)
+    if state and state["config"].get("distributed", {}).get("data_streams", 1) != n_streams:
+        print("warning: this run draws its batches from another number of data streams than the run it resumes; "
+              "from here on it sees other batches than an uninterrupted run would", file=sys.stderr)
     lr_patch = data.lr_patch
     quantize = bool(dcfg.get("quantize_lr", False))
     print(f"data ({time.strftime('%H:%M:%S')}):\n{data.describe()}", file=sys.stderr)
 
     precision = str(tcfg.get("precision", "bf16"))
     use_bf16 = device.type == "cuda" and precision == "bf16"
-    step_net = net
+    base_net = distributed.wrap(net, world, device, synced_bn) if world.active else net  # [distributed] DDP
+    step_net = base_net
     compile_opt = tcfg.get("compile", "auto")
     if compile_opt is True or (compile_opt == "auto" and device.type == "cuda"):
         try:
-            step_net = torch.compile(net, dynamic=True)
+            step_net = torch.compile(base_net, dynamic=True)
         except Exception as e:  # pragma: no cover - depends on the platform
             print(f"torch.compile unavailable ({e}); running eagerly", file=sys.stderr)
     grad_clip = float(ocfg.get("grad_clip", 0.0) or 0.0)
@@ -401,8 +417,12 @@ def _train(cfg, out_dir, resume, init, stop_at, max_minutes, progress) -> dict:
     eval_every = int(tcfg.get("eval_every", 0) or 0)
     workers = int(dcfg.get("workers", 0) or 0)
 
-    (run_dir / "config.yaml").write_text(dump(cfg))
-    log_f, log_w = _open_log(run_dir / "log.csv", start)
+    if world.is_main:  # [distributed] rank 0 writes the run folder
+        (run_dir / "config.yaml").write_text(dump(cfg))
+        log_f, log_w = _open_log(run_dir / "log.csv", start)
+    else:
+        log_f = open(os.devnull, "w")
+        log_w = csv.DictWriter(log_f, fieldnames=CSV_FIELDS)
     losses: dict[int, float] = {}
     t_start = time.time()
     deadline = t_start + 60.0 * max_minutes if max_minutes else None
@@ -415,7 +435,7 @@ def _train(cfg, out_dir, resume, init, stop_at, max_minutes, progress) -> dict:
         }
 
     bar = None
-    if progress:
+    if progress and world.is_main:
         from tqdm import tqdm
 
         bar = tqdm(total=total, initial=start, dynamic_ncols=True, smoothing=0.05, unit="it")
@@ -441,7 +461,10 @@ def _train(cfg, out_dir, resume, init, stop_at, max_minutes, progress) -> dict:
     stopped_by = None
     saved_at = None
     with _StopFlag() as stop:
-        batches = batch_iterator(data, start, total_this, workers=workers)
+        if n_streams > 1:  # [distributed] this rank's share of the global batch
+            batches = distributed.batch_iterator(data, start, total_this, my_streams, n_streams, workers)
+        else:
+            batches = batch_iterator(data, start, total_this, workers=workers)
         t_data = time.time()
         for batch in batches:
             data_s = time.time() - t_data
@@ -455,13 +478,13 @@ def _train(cfg, out_dir, resume, init, stop_at, max_minutes, progress) -> dict:
                 try:
                     out = step_net(lr_frames, out_size=tuple(target.shape[-2:]))
                 except Exception as e:
-                    if step_net is net:
+                    if step_net is base_net:
                         raise
                     print(f"torch.compile failed ({type(e).__name__}: {e}); running eagerly", file=sys.stderr)
-                    step_net = net
-                    out = net(lr_frames, out_size=tuple(target.shape[-2:]))
+                    step_net = base_net
+                    out = base_net(lr_frames, out_size=tuple(target.shape[-2:]))
             loss, gn = backward_pass(net, opt, out, target, eps, grad_clip)
-            pending.add(it, loss, gn)
+            pending.add(it, distributed.mean(world, loss), gn)  # [distributed] the loss over all ranks
             if len(pending) >= read_every:
                 read_pending()  # a non-finite loss stops here, before opt.step on CPU
             opt.step()
@@ -487,21 +510,24 @@ def _train(cfg, out_dir, resume, init, stop_at, max_minutes, progress) -> dict:
                 bar.update(1)
             if eval_every and it % eval_every == 0:
                 read_pending()
-                _periodic_eval(cfg, ema.model, it, run_dir, device)
+                if world.is_main:  # [distributed]
+                    _periodic_eval(cfg, ema.model, it, run_dir, device)
             if it % ckpt_every == 0 and it < total:
                 read_pending()  # a state is saved only after its losses were seen to be finite
-                saved_at = save_state(run_dir, make_state(it), keep)
-            if stop.requested:
-                stopped_by = "signal"
-                break
-            if deadline and time.time() > deadline:
-                stopped_by = "time limit"
+                if world.is_main:  # [distributed]
+                    saved_at = save_state(run_dir, make_state(it), keep)
+            late = bool(deadline and time.time() > deadline)
+            if distributed.any_rank(world, stop.requested or late, device):  # [distributed] all ranks stop together
+                stopped_by = "signal" if stop.requested else "time limit" if late else "another rank"
                 break
             t_data = time.time()
     read_pending()
     if bar is not None:
         bar.close()
     log_f.close()
+    if not world.is_main:  # [distributed] rank 0 saves and exports
+        distributed.teardown(world)
+        return {"losses": losses, "iteration": it, "state": None, "stopped_by": stopped_by, "run_dir": str(run_dir)}
     saved_at = save_state(run_dir, make_state(it), keep)
     result = {"losses": losses, "iteration": it, "state": str(saved_at), "stopped_by": stopped_by, "run_dir": str(run_dir)}
     if it >= total:
@@ -512,6 +538,7 @@ def _train(cfg, out_dir, resume, init, stop_at, max_minutes, progress) -> dict:
     msg = f"stopped ({stopped_by}) at" if stopped_by else "finished at" if it >= total else "paused at"
     print(f"{msg} iteration {it}/{total}; state {saved_at}" + (f"; checkpoint {result.get('checkpoint')}" if result.get("checkpoint") else ""),
           file=sys.stderr)
+    distributed.teardown(world)  # [distributed]
     return result
 
 
