@@ -77,25 +77,12 @@ def scan_cuts(node, progress: bool = True) -> list[int]:
     from vssavsr.plugin import scenes
 
     flagged = scenes.mark_scene_cuts(node, None)
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    if not progress:
+        return scenes.cut_list(flagged)
+    from tqdm import tqdm
 
-        bar = tqdm(total=node.num_frames, unit="fr", desc="scene cuts", dynamic_ncols=True, leave=False)
-    cuts: list[int] = []
-    prev_next = False
-    try:
-        for n, f in enumerate(flagged.frames(close=True)):
-            props = f.props
-            if n > 0 and (props.get(scenes.PREV) or prev_next):
-                cuts.append(n)
-            prev_next = bool(props.get(scenes.NEXT))
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-    return cuts
+    with tqdm(total=node.num_frames, unit="fr", desc="scene cuts", dynamic_ncols=True, leave=False) as bar:
+        return scenes.cut_list(flagged, on_frame=lambda n: bar.update(1))
 
 
 def file_digest(path: str | os.PathLike) -> str:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import statistics
 import threading
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import vapoursynth as vs
@@ -154,8 +154,9 @@ def mark_scene_cuts(clip: vs.VideoNode, scene_detect: bool | None = None) -> vs.
     return detect(clip, keep_source_flags=scene_detect is None)
 
 
-def cut_list(clip: vs.VideoNode) -> list[int]:
-    """Frames of ``clip`` that start a new scene, read from the props (renders every frame)."""
+def cut_list(clip: vs.VideoNode, on_frame: Callable[[int], None] | None = None) -> list[int]:
+    """Frames of ``clip`` that start a new scene, read from the props (renders every frame, in order;
+    ``on_frame(n)`` after each)."""
     cuts = []
     prev_next = False
     for n, f in enumerate(clip.frames(close=True)):
@@ -163,6 +164,8 @@ def cut_list(clip: vs.VideoNode) -> list[int]:
         if n > 0 and (props.get(PREV) or prev_next):
             cuts.append(n)
         prev_next = bool(props.get(NEXT))
+        if on_frame is not None:
+            on_frame(n)
     return cuts
 
 
