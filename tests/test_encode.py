@@ -208,3 +208,12 @@ def test_a_work_folder_of_another_encode_is_not_mixed_in(tmp_path):
     assert cli.prepare_work_folder(folder, {"script": "a"}, restart=False).chunks == [Chunk(0, 3)]
     assert cli.prepare_work_folder(folder, {"script": "b"}, restart=True) is None
     assert list(folder.iterdir()) == []
+
+
+def test_a_script_that_cannot_be_planned_fails_cleanly(tmp_path, capsys):
+    script = tmp_path / "rgb.vpy"
+    script.write_text("import vapoursynth as vs\nvs.core.std.BlankClip(format=vs.RGB24, length=3).set_output()\n")
+    assert cli.main([str(script), "-o", str(tmp_path / "o.mkv"), "--no-progress"]) == 1
+    assert "YUV" in capsys.readouterr().err
+    assert not (tmp_path / "o.mkv.chunks").exists() and not (tmp_path / "o.mkv").exists()
+    assert cli.main([str(tmp_path / "missing.vpy"), "-o", str(tmp_path / "o.mkv")]) == 1

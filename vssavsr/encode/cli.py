@@ -137,7 +137,12 @@ def _main(args) -> int:
     workdir = work_folder(out)
     plan = prepare_work_folder(workdir, identity, args.restart)
     if plan is None:
-        plan = make_plan(script, script_args, args.chunk_frames, identity, progress=not args.no_progress)
+        try:
+            plan = make_plan(script, script_args, args.chunk_frames, identity, progress=not args.no_progress)
+        except BaseException:
+            if not any(workdir.iterdir()):
+                workdir.rmdir()  # nothing to resume: leave no empty folder behind
+            raise
         plan.save(workdir)
     done = [c for c in plan.chunks if (workdir / c.filename).is_file()]
     todo = [c for c in plan.chunks if c not in done]
