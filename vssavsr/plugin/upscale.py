@@ -222,11 +222,12 @@ def upscale(
     tile: int | Sequence[int] | None = None,
     tile_pad: int | None = None,
     batch: int | None = None,
+    scene_detect: bool | None = None,
 ) -> vs.VideoNode:
     """Upscale ``clip`` with SAVSR (see ``core.savsr.Upscale`` in the README for the arguments)."""
     from vssavsr.engine import runner as engine
     from vssavsr.engine import tiling
-    from vssavsr.plugin import frames, native
+    from vssavsr.plugin import frames, native, scenes
 
     if not isinstance(clip, vs.VideoNode):
         raise _err("clip", f"must be a video clip, got {type(clip).__name__}")
@@ -251,6 +252,7 @@ def upscale(
     if not 1 <= batch <= MAX_BATCH:
         raise _err("batch", f"{batch}: windows per model call must be in 1..{MAX_BATCH}")
     fp16 = _bool("fp16", fp16)
+    scene_detect = _bool("scene_detect", scene_detect)
     device_index = _number("device_index", device_index, int)
     checkpoint = _text("checkpoint", checkpoint)
     model = _text("model", model)
@@ -293,6 +295,11 @@ def upscale(
     if tile_hw is not None:
         _warn_tile_overhead(clip, geo, tile_hw, tiling.DEFAULT_PAD if pad is None else pad)
 
+    # Scene flags first: the windows read them from the RGBS frames, the output keeps them.
+    clip = scenes.mark_scene_cuts(clip, scene_detect)
+    if scenes.props_only_active():
+        stand_in = vs.core.std.BlankClip(clip, width=geo.width, height=geo.height, keep=True)
+        return formats.restore_props(stand_in, clip, formats.sar_factor(geo.src_width, geo.src_height, geo.width, geo.height))
     rgb = formats.to_rgbs(clip)
     core = vs.core
     native.ensure_namespace(core)

@@ -1,0 +1,5 @@
+import sys
+
+from vssavsr.encode.cli import main
+
+sys.exit(main())
