@@ -175,8 +175,11 @@ class ModeSpec:
     cudnn_benchmark: bool = False
     conv_part: bool = True  # also time the convolution-heavy part (features) alone
     null_model: bool = False  # plugin kind: replace the model by a no-op (measures the overhead alone)
+    backend: str | None = None  # engine kind: an exported-graph backend (ort, ov, trt) instead of PyTorch
 
     def describe(self) -> str:
+        if self.backend:
+            return f"engine, backend={self.backend} (exported ONNX graph, vssavsr.engine.backends)"
         if self.kind != "model":
             return self.kind + (" with a no-op model (host/VapourSynth overhead only)" if self.null_model else "")
         bits = ["reference" if self.reference else ("fused" if self.fuse else "unfused"), self.precision]
@@ -210,6 +213,7 @@ def default_modes(device: str, args: argparse.Namespace) -> dict[str, ModeSpec]:
         "plugin": ModeSpec("plugin", kind="plugin", conv_part=False),
         "overhead": ModeSpec("overhead", kind="plugin", conv_part=False, null_model=True),
         "naive": ModeSpec("naive", reference=True, fuse=False, precision="fp32", batch=1, conv_part=False),
+        **{b: ModeSpec(b, kind="engine", conv_part=False, backend=b) for b in ("ort", "ov", "trt")},
     }
 
 
@@ -479,7 +483,12 @@ def _child_model(job: dict, spec: ModeSpec, case: Case, device, frames_np) -> di
     warm = list(range(0, case.warmup))
 
     if spec.kind == "engine":
-        run = engine.get_runner(job["checkpoint"], device, device.type == "cuda")
+        if spec.backend:  # the exported graph through a runtime; export (first use) is outside the timing
+            from vssavsr.engine import backends
+
+            run = backends.benchmark_runner(spec.backend, job["checkpoint"], case.lr_size, case.out_size, device)
+        else:
+            run = engine.get_runner(job["checkpoint"], device, device.type == "cuda")
         out["engine_fp16"] = run.fp16
         frames = torch.from_numpy(frames_np).to(device)
         tile = case.tile
@@ -945,6 +954,10 @@ def print_case_table(result: dict) -> None:
           f"overhead/raw {fmt(r.get('overhead_over_raw'), '.2f')}")
     print(f"max |raw - naive| = {fmt(a.get('raw_vs_naive_255'), '.2g')}/255   max |plugin - engine| = "
           f"{fmt(a.get('plugin_vs_engine_255'), '.2g')}/255   max |plugin - naive| = {fmt(a.get('plugin_vs_naive_255'), '.2g')}/255")
+    for b in ("ort", "ov", "trt"):
+        if r.get(f"engine_over_{b}") is not None:
+            print(f"backend {b}: {r[f'engine_over_{b}']:.2f}x the engine's speed, max |{b} - engine| = "
+                  f"{fmt(a.get(f'{b}_vs_engine_255'), '.2g')}/255")
     print("peak MiB: " + ("torch.cuda.max_memory_allocated" if any(m.get("peak_mem_kind", "").startswith("torch") for m in result["modes"].values())
                           else "process peak RSS during the timed frames") + "; +RSS MiB: peak RSS above the RSS before timing")
     if result.get("est_peak_mib") is not None:
@@ -984,7 +997,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", default=None, help="weights file (default: shipped, else random)")
     ap.add_argument("--cases", default=None, help="comma-separated WxHxS[:bB][:nN][:tTILE] (default: per device)")
     ap.add_argument("--modes", default="raw,engine,plugin,overhead,naive",
-                    help="subset of raw,engine,plugin,overhead,naive (overhead: the plugin path with a no-op model)")
+                    help="subset of raw,engine,plugin,overhead,naive,ort,ov,trt (overhead: the plugin path with a no-op model; "
+                         "ort/ov/trt: the engine with an exported-graph backend)")
     ap.add_argument("--rounds", type=int, default=None, help="subprocess rounds per mode (median reported; default 2, 3 on CPU non-quick)")
     ap.add_argument("--frames", type=int, default=None, help="timed output frames per round (overrides the case)")
     ap.add_argument("--batch", type=int, default=None, help="windows per call (overrides the case)")
@@ -1139,7 +1153,7 @@ def main(argv: list[str] | None = None) -> int:
                     if r > 0 and runs[label] and "skipped" in runs[label][0]:
                         continue
                     job = dict(base_job, spec=asdict(spec))
-                    if r == 0 and label in ("raw", "engine", "plugin", "naive"):
+                    if r == 0 and label in ("raw", "engine", "plugin", "naive", "ort", "ov", "trt"):
                         job["save_ref"] = str(work / f"out-{case.name}-{label}.npy")
                     res = run_child(job, timeout, env)
                     runs[label].append(res)
@@ -1172,7 +1186,11 @@ def main(argv: list[str] | None = None) -> int:
                 if v.startswith("lever:") and ms.get(v) and ms.get("raw"):
                     agg[v]["time_over_raw"] = ms[v] / ms["raw"]  # > 1: this variant is slower than raw
             agreement: dict[str, Any] = {}
-            for a, b in (("raw", "naive"), ("plugin", "engine"), ("plugin", "naive"), ("engine", "naive")):
+            for b in ("ort", "ov", "trt"):
+                if ms.get(b) and ms.get("engine"):
+                    ratios[f"engine_over_{b}"] = ms["engine"] / ms[b]  # > 1: the backend is faster than PyTorch
+            for a, b in (("raw", "naive"), ("plugin", "engine"), ("plugin", "naive"), ("engine", "naive"),
+                         ("ort", "engine"), ("ov", "engine"), ("trt", "engine")):
                 d = compare_refs(work / f"out-{case.name}-{a}.npy", work / f"out-{case.name}-{b}.npy")
                 agreement[f"{a}_vs_{b}_max_abs"] = d
                 agreement[f"{a}_vs_{b}_255"] = None if d is None else d * 255

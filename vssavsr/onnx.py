@@ -55,8 +55,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def export_command(args: argparse.Namespace) -> int:
-    import torch
-
     from vssavsr.engine.backends.export import GraphSpec, export_graph
     from vssavsr.model import load_checkpoint
     from vssavsr.model.savsr import MAX_SCALE

@@ -4,7 +4,8 @@ The graph (``GraphSpec``) is static: batch, LR size, output size, scale and offs
 it is exported, because the upsampler's HR grid is built on the host for one scale and the
 OSConv grouped convolution has the batch in its group count. Its one input ``frames`` is
 (batch, 3 * T, h, w): the T window frames as consecutive RGB channel triples, the layout vs-mlrt
-gives to T RGBS clips. Its one output ``hr`` is the centre frame (batch, 3, H, W), clamped to [0, 1].
+gives to T RGBS clips, clamped to [0, 1] inside the graph as the engine does. Its one output ``hr``
+is the centre frame (batch, 3, H, W), clamped to [0, 1].
 
 Export goes through ``torch.onnx.export(dynamo=True)`` on the inference form of the network
 (``SAVSR.for_inference``: BatchNorm folded). The float64 grid arithmetic runs at trace time and
@@ -24,6 +25,7 @@ import contextlib
 import copy
 import hashlib
 import io
+import logging
 import os
 import sys
 import threading
@@ -35,7 +37,7 @@ import torch
 from torch import nn
 
 #: Bump when the exported graph changes for the same checkpoint and spec (wrapper, exporter options).
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
 INPUT_NAME = "frames"
 OUTPUT_NAME = "hr"
 #: Environment variable that overrides the cache folder.
@@ -92,7 +94,9 @@ class WindowGraph(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         b, _, h, w = frames.shape
-        window = frames.reshape(b, self.spec.num_frames, 3, h, w)
+        # Clamped as the engine clamps its inputs: RGB converted from YUV overshoots [0, 1], and a
+        # graph fed by vs-mlrt would otherwise see other values than core.savsr.Upscale does.
+        window = frames.clamp(0.0, 1.0).reshape(b, self.spec.num_frames, 3, h, w)
         out = self.net(window, out_size=self.spec.out_size, scale=self.spec.scale, offset=self.spec.offset)
         return out.clamp(0.0, 1.0)
 
@@ -126,6 +130,8 @@ def export_graph(net: nn.Module, spec: GraphSpec, path: str | os.PathLike) -> Pa
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     # The exporter reports progress on stdout, which is the video pipe under vspipe: send it to stderr.
     chatter = io.StringIO()
+    # Its registry also warns, once per process, about torchvision ops this model does not use.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     try:
         with torch.inference_mode(False), torch.no_grad(), contextlib.redirect_stdout(chatter):
             program = torch.onnx.export(
