@@ -200,3 +200,13 @@ def test_shipped_model_ort_matches_torch_on_real_frames(real_clip):
     ref = planes(vssavsr.upscale(real_clip, sx=2.5, sy=1.5, model="savsr-s", device_index=-1))
     got = planes(vssavsr.upscale(real_clip, sx=2.5, sy=1.5, model="savsr-s", backend="ort"))
     assert np.abs(got - ref).max() <= 1 / 255
+
+
+def test_benchmark_runner_is_called_like_the_engine(tiny_checkpoint):
+    """scripts/benchmark.py's ort mode: the same cached graph (the x2 geometry above), called like ModelRunner."""
+    run = backends.benchmark_runner("ort", tiny_checkpoint, (32, 40), (64, 80), torch.device("cpu"))
+    ref = eng.get_runner(tiny_checkpoint, torch.device("cpu"), False)
+    x = torch.rand(2, 7, 3, 32, 40)
+    got = run(x, (64, 80), (2.0, 2.0), (0.0, 0.0), None)
+    assert got.shape == (2, 3, 64, 80) and got.dtype == torch.float32
+    assert (got - ref(x, (64, 80), (2.0, 2.0)).clamp(0, 1)).abs().max() < 1e-4
