@@ -39,7 +39,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--checkpoint", default=None, help="weights file (default: shipped, else random)")
     ap.add_argument("--cases", default=None, help="comma-separated WxHxS[:bB][:nN][:tTILE] (default: per device)")
     ap.add_argument("--modes", default="raw,engine,plugin,overhead,naive",
-                    help="subset of raw,engine,plugin,overhead,naive (overhead: the plugin path with a no-op model)")
+                    help="subset of raw,engine,plugin,overhead,naive,ort,ov,trt (overhead: the plugin path with a no-op "
+                         "model; ort/ov/trt: the engine with the network exported to ONNX and run by that runtime)")
     ap.add_argument("--rounds", type=int, default=None, help="subprocess rounds per mode (median reported; default 2, 3 on CPU non-quick)")
     ap.add_argument("--frames", type=int, default=None, help="timed output frames per round (overrides the case)")
     ap.add_argument("--batch", type=int, default=None, help="windows per call (overrides the case)")
@@ -168,7 +169,7 @@ def measure_case(case: Case, modes: dict[str, ModeSpec], args, device: str, thre
             if r > 0 and runs[label] and "skipped" in runs[label][0]:
                 continue
             job = dict(base_job, spec=asdict(modes[label]))
-            if r == 0 and label in ("raw", "engine", "plugin", "naive"):
+            if r == 0 and label in ("raw", "engine", "plugin", "naive", "ort", "ov", "trt"):
                 job["save_ref"] = str(work / f"out-{case.name}-{label}.npy")
             res = run_child(job, timeout, env)
             runs[label].append(res)

@@ -119,6 +119,10 @@ def print_case_table(result: dict) -> None:
           f"overhead/raw {fmt(r.get('overhead_over_raw'), '.2f')}")
     print(f"max |raw - naive| = {fmt(a.get('raw_vs_naive_255'), '.2g')}/255   max |plugin - engine| = "
           f"{fmt(a.get('plugin_vs_engine_255'), '.2g')}/255   max |plugin - naive| = {fmt(a.get('plugin_vs_naive_255'), '.2g')}/255")
+    for b in ("ort", "ov", "trt"):
+        if r.get(f"engine_over_{b}") is not None:
+            print(f"backend {b}: {r[f'engine_over_{b}']:.2f}x the engine's speed, max |{b} - engine| = "
+                  f"{fmt(a.get(f'{b}_vs_engine_255'), '.2g')}/255")
     print("peak MiB: " + ("torch.cuda.max_memory_allocated" if any(m.get("peak_mem_kind", "").startswith("torch") for m in result["modes"].values())
                           else "process peak RSS during the timed frames") + "; +RSS MiB: peak RSS above the RSS before timing")
     if result.get("est_peak_mib") is not None:
@@ -168,6 +172,9 @@ def ratios(agg: dict, modes: dict) -> dict[str, float | None]:
     if out["plugin_over_raw"] is not None and src_ms is not None:
         # the synthetic source's own cost (a Python ModifyFrame; a decoder would have one too)
         out["plugin_over_raw_excl_source"] = (ms["plugin"] - src_ms) / ms["raw"]
+    for b in ("ort", "ov", "trt"):
+        if over("engine", b) is not None:
+            out[f"engine_over_{b}"] = over("engine", b)  # > 1: the backend is faster than PyTorch
     for label in modes:
         if label.startswith("lever:") and over(label, "raw") is not None:
             agg[label]["time_over_raw"] = over(label, "raw")  # > 1: this variant is slower than raw
@@ -177,7 +184,8 @@ def ratios(agg: dict, modes: dict) -> dict[str, float | None]:
 def agreement(work: Path, case_name: str) -> dict[str, float | None]:
     """Largest output difference of one frame between pairs of modes (clamped to [0, 1]), also in 1/255."""
     out: dict[str, Any] = {}
-    for a, b in (("raw", "naive"), ("plugin", "engine"), ("plugin", "naive"), ("engine", "naive")):
+    for a, b in (("raw", "naive"), ("plugin", "engine"), ("plugin", "naive"), ("engine", "naive"),
+                 ("ort", "engine"), ("ov", "engine"), ("trt", "engine")):
         d = compare_refs(work / f"out-{case_name}-{a}.npy", work / f"out-{case_name}-{b}.npy")
         out[f"{a}_vs_{b}_max_abs"] = d
         out[f"{a}_vs_{b}_255"] = None if d is None else d * 255

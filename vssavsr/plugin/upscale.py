@@ -223,6 +223,7 @@ def upscale(
     tile_pad: int | None = None,
     batch: int | None = None,
     scene_detect: bool | None = None,
+    backend: str | None = None,
 ) -> vs.VideoNode:
     """Upscale ``clip`` with SAVSR (see ``core.savsr.Upscale`` in the README for the arguments)."""
     from vssavsr.engine import runner as engine
@@ -257,14 +258,19 @@ def upscale(
     checkpoint = _text("checkpoint", checkpoint)
     model = _text("model", model)
 
-    try:
-        device = engine.resolve_device(device_index)
-    except engine.EngineError as exc:
-        raise _err("device_index", str(exc)) from None
-    try:
-        use_fp16 = engine.resolve_precision(device, fp16)
-    except engine.EngineError as exc:
-        raise _err("fp16", str(exc)) from None
+    backend = _text("backend", backend) or "torch"
+    target = _backend_target(backend, device_index, fp16, tile_hw)
+    if target is None:
+        try:
+            device = engine.resolve_device(device_index)
+        except engine.EngineError as exc:
+            raise _err("device_index", str(exc)) from None
+        try:
+            use_fp16 = engine.resolve_precision(device, fp16)
+        except engine.EngineError as exc:
+            raise _err("fp16", str(exc)) from None
+    else:  # the network is loaded on the CPU to be exported; the runtime runs it on target.device
+        device, use_fp16 = target.device, False
 
     if checkpoint is not None and model is not None:
         raise _err("checkpoint/model", "give either checkpoint=PATH or model=NAME, not both")
@@ -278,7 +284,7 @@ def upscale(
     except engine.EngineError as exc:
         raise _err("model" if model is not None else "checkpoint", str(exc)) from None
     try:
-        runner = engine.get_runner(path, device, use_fp16)
+        runner = engine.get_runner(path, device if target is None else engine.torch.device("cpu"), use_fp16)
     except engine.EngineError as exc:
         raise _err("checkpoint", str(exc)) from None
     except Exception as exc:  # CheckpointError and anything a broken file raises
@@ -294,6 +300,8 @@ def upscale(
 
     if tile_hw is not None:
         _warn_tile_overhead(clip, geo, tile_hw, tiling.DEFAULT_PAD if pad is None else pad)
+    if target is not None:
+        runner = _backend_runner(target, path, runner, clip, geo)
 
     # Scene flags first: the windows read them from the RGBS frames, the output keeps them.
     clip = scenes.mark_scene_cuts(clip, scene_detect)
@@ -324,6 +332,48 @@ def upscale(
     out = formats.from_rgbs(hr, clip)
     sar = formats.sar_factor(geo.src_width, geo.src_height, geo.width, geo.height)
     return formats.restore_props(out, clip, sar)
+
+
+def _backend_target(backend: str, device_index, fp16, tile_hw):
+    """None for backend="torch", else the resolved graph backend (vs.Error naming the argument)."""
+    from vssavsr.engine import backends
+
+    if backend not in backends.BACKENDS:
+        raise _err("backend", f"{backend!r} is not a backend: use one of {', '.join(map(repr, backends.BACKENDS))}")
+    if backend == "torch":
+        return None
+    if tile_hw is not None:
+        raise _err(
+            "tile",
+            f"backend={backend!r} runs an exported graph on whole frames, and its frame-wide pooling would see only "
+            "the tile, so tiles would not match the whole frame; leave tile unset or use backend='torch' for tiles",
+        )
+    try:
+        return backends.resolve(backend, device_index, fp16)
+    except backends.BackendError as exc:
+        raise _err(exc.arg, str(exc)) from None
+
+
+def _backend_runner(target, path, torch_runner, clip: vs.VideoNode, geo: "Geometry"):
+    """The graph runner for this clip: the cached graph, exported on first use (logged: it takes a while)."""
+    from vssavsr.engine import backends
+
+    def on_export(file) -> None:
+        vs.core.log_message(
+            vs.MESSAGE_TYPE_INFORMATION,
+            f"{PREFIX}: backend={target.backend!r}: preparing {file.name} for {clip.width}x{clip.height} -> "
+            f"{geo.width}x{geo.height} (first use of this size and scale; cached in {file.parent})",
+        )
+
+    try:
+        return backends.open_runner(
+            target, path, torch_runner.net, (clip.height, clip.width), (geo.height, geo.width), geo.scale,
+            geo.offset, on_export=on_export,
+        )
+    except backends.BackendError as exc:
+        raise _err(exc.arg, str(exc)) from None
+    except Exception as exc:
+        raise _err("backend", f"backend={target.backend!r} could not prepare the model: {type(exc).__name__}: {exc}") from None
 
 
 #: Tiles whose overlaps make each model pass compute more than this many times the frame's pixels get a warning.
