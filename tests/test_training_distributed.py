@@ -23,7 +23,8 @@ import vssavsr
 from training import distributed
 from training.config import load_config
 from training.data import TrainData
-from training.train import build_network, load_state, train
+from training.loop import train
+from training.state import build_network, load_state
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -35,15 +35,20 @@ gloo's connections use the loopback interface unless ``GLOO_SOCKET_IFNAME`` says
 from __future__ import annotations
 
 import datetime
+import inspect
 import os
 import socket
+import sys
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from training.data import TrainData
+from training.scales import gt_patch_size
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -137,12 +142,10 @@ def batch_sizes(global_batch: int, streams: int, world: World) -> dict:
             "data_streams": streams, "backend": world.backend}
 
 
-def stream_batch(data, iteration: int, streams: list[int], total: int) -> dict:
+def stream_batch(data: TrainData, iteration: int, streams: list[int], total: int) -> dict:
     """The windows of ``streams`` (out of ``total``) of the global batch of ``iteration`` (see the docstring)."""
     if total == 1:
         return data.batch(iteration)
-    from training.degrade import gt_patch_size
-
     scale = data.schedule.sample(int(iteration), np.random.default_rng([data.seed, int(iteration)]))
     size = gt_patch_size(data.lr_patch, scale)
     per_stream = data.batch_size // total
@@ -153,30 +156,31 @@ def stream_batch(data, iteration: int, streams: list[int], total: int) -> dict:
     return {"gt": torch.stack(samples), "scale": torch.tensor(scale, dtype=torch.float64), "iteration": int(iteration)}
 
 
-class _StreamDataset(torch.utils.data.Dataset):
-    def __init__(self, data, streams, total):
+class RankBatches:
+    """This rank's share of every global batch: ``batch(i)`` as ``TrainData.batch`` has it, for
+    ``training.data.batch_iterator`` (and its DataLoader workers)."""
+
+    def __init__(self, data: TrainData, streams: list[int], total: int):
         self.data, self.streams, self.total = data, streams, total
 
-    def __len__(self) -> int:
-        return 1 << 62
-
-    def __getitem__(self, i: int) -> dict:
-        return stream_batch(self.data, i, self.streams, self.total)
+    def batch(self, iteration: int) -> dict:
+        return stream_batch(self.data, iteration, self.streams, self.total)
 
 
-def batch_iterator(data, start: int, stop: int, streams: list[int], total: int, workers: int = 0) -> Iterator[dict]:
-    """This rank's batches ``start .. stop - 1`` (in DataLoader workers when ``workers`` > 0)."""
-    if workers <= 0:
-        for i in range(start, stop):
-            yield stream_batch(data, i, streams, total)
-        return
-    from training.data import _worker_init
-
-    loader = torch.utils.data.DataLoader(
-        _StreamDataset(data, streams, total), batch_size=None, sampler=range(start, stop), num_workers=workers,
-        prefetch_factor=2, pin_memory=torch.cuda.is_available(), worker_init_fn=_worker_init,
-    )
-    yield from loader
+def share(cfg: dict, data: TrainData, world: World,
+          resumed: dict | None = None) -> tuple[dict, TrainData | RankBatches]:
+    """This rank's part of a run: ``cfg`` with the batch sizes recorded under ``distributed`` (so in
+    ``config.yaml`` and every state), and the batches this rank trains on: ``data`` itself when the global batch
+    is one data stream (a single process, as before), else its :class:`RankBatches`."""
+    total, mine = streams_for(world, (cfg.get("train", {}) or {}).get("data_streams"))
+    sizes = batch_sizes(data.batch_size, total, world)
+    if world.active and world.is_main:
+        print(f"distributed: {world.size} processes ({world.backend}), global batch {sizes['global_batch']}, "
+              f"{sizes['batch_per_rank']} per process", file=sys.stderr)
+    if resumed and (resumed["config"].get("distributed") or {}).get("data_streams", 1) != total:
+        print("warning: this run draws its batches from another number of data streams than the run it resumes; "
+              "from here on it sees other batches than an uninterrupted run would", file=sys.stderr)
+    return {**cfg, "distributed": sizes}, data if total == 1 else RankBatches(data, mine, total)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -245,16 +249,19 @@ def sync_batchnorm(net: nn.Module) -> int:
     return count
 
 
-def wrap(net: nn.Module, world: World, device: torch.device, synced_batchnorm: bool = True) -> nn.Module:
-    """``DistributedDataParallel`` around ``net`` (which keeps its parameters: optimiser, EMA and states use
-    ``net`` itself). Rank 0's weights are broadcast to every rank here."""
-    from torch.nn.parallel import DistributedDataParallel
+def synced_batchnorm(world: World, train_cfg: dict) -> bool:
+    """Whether BatchNorm statistics cover the global batch (``train.sync_batchnorm``, on by default)."""
+    return world.active and bool(train_cfg.get("sync_batchnorm", True))
 
-    import inspect
 
+def wrap(net: nn.Module, world: World, device: torch.device, synced: bool = True) -> nn.Module:
+    """``DistributedDataParallel`` around ``net``, or ``net`` itself when not distributed. ``net`` keeps its
+    parameters: optimiser, EMA and states use ``net`` itself. Rank 0's weights are broadcast to every rank here."""
+    if not world.active:
+        return net
     ids = [device.index] if device.type == "cuda" else None
     kwargs = {}
-    if synced_batchnorm:  # every rank computes the same running statistics: no broadcast before each forward
+    if synced:  # every rank computes the same running statistics: no broadcast before each forward
         newer = "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
         kwargs["forward_sync_buffers" if newer else "broadcast_buffers"] = False
     return DistributedDataParallel(net, device_ids=ids, **kwargs)

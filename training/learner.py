@@ -4,7 +4,8 @@
 forward (bf16 autocast on CUDA, ``torch.compile`` where configured), Charbonnier loss, fresh gradients, clipping;
 ``Learner.apply(iteration)`` then moves the weights (Adam) and the EMA. The loop (``training.loop``) decides when to
 log, save and evaluate; it never touches the network directly. BasicSR keeps its loop apart from its
-per-step model in the same way.
+per-step model in the same way. Under torchrun the network's BatchNorm layers are synchronised and it is wrapped in
+DistributedDataParallel (``training.distributed``); the loss a step returns is then that of the global batch.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 
 import torch
 
+from training import distributed
 from training.degrade import asbi
 from training.grow import grow_into
 from training.state import build_network
@@ -91,9 +93,11 @@ class EMA:
 class Learner:
     """Network, Adam, EMA and the recipe's per-step settings, built from a training config."""
 
-    def __init__(self, cfg: dict, device: torch.device, init_net: torch.nn.Module | None = None):
+    def __init__(self, cfg: dict, device: torch.device, init_net: torch.nn.Module | None = None,
+                 world: distributed.World = distributed.World()):
         tcfg = cfg.get("train", {}) or {}
         self.device = device
+        self.world = world
         self.net = build_network(cfg.get("model"))
         if init_net is not None and cfg.get("init_grow"):
             print(f"added identity RCABs: {', '.join(grow_into(self.net, init_net))}", file=sys.stderr)
@@ -102,6 +106,9 @@ class Learner:
         self.net.to(device).train()
         if tcfg.get("channels_last", True):
             self.net.use_channels_last()
+        synced = distributed.synced_batchnorm(world, tcfg)
+        if synced:  # [distributed] BatchNorm statistics over the global batch (before Adam sees the parameters)
+            distributed.sync_batchnorm(self.net)
         ocfg = cfg.get("optim", {}) or {}
         self.base_lr = float(ocfg.get("lr", 2e-4))
         self.schedule = ocfg.get("schedule")
@@ -117,11 +124,12 @@ class Learner:
         self.lr_patch = int(dcfg.get("lr_patch", 60))
         self.quantize = bool(dcfg.get("quantize_lr", False))
         self.use_bf16 = device.type == "cuda" and str(tcfg.get("precision", "bf16")) == "bf16"
-        self.step_net = self.net
+        self.eager_net = distributed.wrap(self.net, world, device, synced)  # [distributed] DDP under torchrun
+        self.step_net = self.eager_net
         compile_opt = tcfg.get("compile", "auto")
         if compile_opt is True or (compile_opt == "auto" and device.type == "cuda"):
             try:
-                self.step_net = torch.compile(self.net, dynamic=True)
+                self.step_net = torch.compile(self.eager_net, dynamic=True)
             except Exception as e:  # pragma: no cover - depends on the platform
                 print(f"torch.compile unavailable ({e}); running eagerly", file=sys.stderr)
         self.lr_now = self.base_lr
@@ -137,15 +145,16 @@ class Learner:
             try:
                 return self.step_net(lr_frames, out_size=out_size)
             except Exception as e:
-                if self.step_net is self.net:
+                if self.step_net is self.eager_net:
                     raise
                 print(f"torch.compile failed ({type(e).__name__}: {e}); running eagerly", file=sys.stderr)
-                self.step_net = self.net
-                return self.net(lr_frames, out_size=out_size)
+                self.step_net = self.eager_net
+                return self.eager_net(lr_frames, out_size=out_size)
 
     def step(self, batch: dict, iteration: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Loss and gradients of one batch (GT ``(B, T, 3, Hg, Wg)`` uint8); returns (loss, grad norm) tensors.
-        The weights move only in ``apply``, once the caller has seen the loss is finite where it checks."""
+        """Loss and gradients of one batch (GT ``(B, T, 3, Hg, Wg)`` uint8); returns (loss, grad norm) tensors,
+        both of the global batch under torchrun. The weights move only in ``apply``, once the caller has seen the
+        loss is finite where it checks."""
         gt = batch["gt"].to(self.device, non_blocking=True).float().div_(255.0)
         lr_frames = asbi(gt, (self.lr_patch, self.lr_patch), quantize=self.quantize)
         target = gt[:, gt.shape[1] // 2]
@@ -153,7 +162,8 @@ class Learner:
         for g in self.opt.param_groups:
             g["lr"] = self.lr_now
         out = self._forward(lr_frames, tuple(target.shape[-2:]))
-        return backward_pass(self.net, self.opt, out, target, self.eps, self.grad_clip)
+        loss, grad_norm = backward_pass(self.net, self.opt, out, target, self.eps, self.grad_clip)
+        return distributed.mean(self.world, loss), grad_norm  # [distributed] DDP averaged the gradients already
 
     def apply(self, iteration: int) -> None:
         """The optimizer step and the EMA update of ``iteration``."""

@@ -12,12 +12,17 @@
 
 Batches and the scale curriculum are a pure function of (seed, iteration), so a resumed run sees the same batches
 as an uninterrupted one.
+
+Under torchrun (``training.distributed``) each process runs this loop on its share of the global batch; the hooks
+marked ``[distributed]`` join the processes, and leave the run folder (config, log, states, evaluation, export)
+to rank 0. Without torchrun they change nothing.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import os
 import random
 import signal
 import sys
@@ -29,6 +34,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from training import distributed
 from training.config import dump
 from training.data import TrainData, batch_iterator
 from training.evaluate import DEFAULT_VID4, evaluate, find_sequences, model_upscaler
@@ -53,8 +59,9 @@ class Run:
     cfg: dict
     run_dir: Path
     device: torch.device
+    world: distributed.World  # this process among the training processes (size 1: not distributed)
     learner: Learner
-    data: TrainData
+    data: TrainData | distributed.RankBatches  # the batches this process trains on
     start: int  # first iteration of this session
     elapsed0: float  # training seconds before this session
     total: int  # iterations of the whole run
@@ -89,7 +96,8 @@ def setup(cfg: dict, out_dir: str | Path, resume: str | Path | None, init: str |
     tcfg = cfg.get("train", {}) or {}
     if tcfg.get("threads"):
         torch.set_num_threads(int(tcfg["threads"]))
-    device = _device(tcfg.get("device", "auto"))
+    world, rank_device = distributed.setup(tcfg.get("device", "auto"))  # [distributed] torchrun: join the group
+    device = rank_device or _device(tcfg.get("device", "auto"))
     seed = int(cfg.get("seed", 0))
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
@@ -99,7 +107,7 @@ def setup(cfg: dict, out_dir: str | Path, resume: str | Path | None, init: str |
     src = None
     if init and not state:
         cfg, src = _adopt_init(cfg, init)
-    learner = Learner(cfg, device, init_net=src)
+    learner = Learner(cfg, device, init_net=src, world=world)
     if src is not None:
         print(f"initialised from {init}", file=sys.stderr)
         del src
@@ -115,8 +123,11 @@ def setup(cfg: dict, out_dir: str | Path, resume: str | Path | None, init: str |
     base = Path(cfg["_file"]).parent if cfg.get("_file") else None
     data = TrainData.from_config(cfg["data"], cfg.get("scales"), seed, base)
     print(f"data ({time.strftime('%H:%M:%S')}):\n{data.describe()}", file=sys.stderr)
-    (run_dir / "config.yaml").write_text(dump(cfg))
-    return Run(cfg, run_dir, device, learner, data, start, elapsed0, total,
+    # [distributed] this process's data streams; the world size, global and per-process batch go in cfg
+    cfg, batches = distributed.share(cfg, data, world, state)
+    if world.is_main:  # [distributed] rank 0 writes the run folder
+        (run_dir / "config.yaml").write_text(dump(cfg))
+    return Run(cfg, run_dir, device, world, learner, batches, start, elapsed0, total,
                total if stop_at is None else min(total, int(stop_at)))
 
 
@@ -174,9 +185,13 @@ class StepLog:
     def __init__(self, run: Run, progress: bool):
         self.run = run
         self.log_every = max(1, int(run.setting("log_every", 1)))
-        self.file, self.writer = _open_log(run.run_dir / "log.csv", run.start)
+        if run.world.is_main:  # [distributed] rank 0 alone writes log.csv and shows the bar (all have the same values)
+            self.file, self.writer = _open_log(run.run_dir / "log.csv", run.start)
+        else:
+            self.file = open(os.devnull, "w")
+            self.writer = csv.DictWriter(self.file, fieldnames=CSV_FIELDS)
         self.bar = None
-        if progress:
+        if progress and run.world.is_main:
             self.bar = tqdm(total=run.total, initial=run.start, dynamic_ncols=True, smoothing=0.05, unit="it")
         # On CUDA the step values are read at log steps only; a progress bar wants them every step.
         self.read_every = self.log_every if run.device.type == "cuda" and self.bar is None else 1
@@ -248,9 +263,12 @@ class StepLog:
 # ------------------------------------------------------------------------------------------------
 
 
-def checkpoint(run: Run, log: StepLog, it: int) -> Path:
-    """Save the training state at iteration ``it`` (after its losses were seen to be finite)."""
+def checkpoint(run: Run, log: StepLog, it: int) -> Path | None:
+    """Save the training state at iteration ``it`` (after its losses were seen to be finite). Returns its path
+    (``None`` on ranks other than 0)."""
     log.read()
+    if not run.world.is_main:  # [distributed] rank 0 alone writes the states
+        return None
     learner = run.learner
     state = make_state(it, run.cfg, learner.net, learner.ema.model, learner.opt, log.elapsed())
     log.saved_at = save_state(run.run_dir, state, int(run.setting("keep_checkpoints", 3)))
@@ -331,13 +349,13 @@ def _iterate(run: Run, log: StepLog, max_minutes: float | None) -> tuple[int, st
             log.end_step(it, learner.lr_now, tuple(float(v) for v in batch["scale"]), data_s)
             if eval_every and it % eval_every == 0:
                 log.read()
-                evaluation_hook(run.cfg, learner.ema.model, it, run.run_dir, run.device)
+                if run.world.is_main:  # [distributed] rank 0 alone evaluates
+                    evaluation_hook(run.cfg, learner.ema.model, it, run.run_dir, run.device)
             if it % ckpt_every == 0 and it < run.total:
                 checkpoint(run, log, it)
-            if stop.requested:
-                return it, "signal"
-            if deadline and time.time() > deadline:
-                return it, "time limit"
+            late = bool(deadline and time.time() > deadline)
+            if distributed.any_rank(run.world, stop.requested or late, run.device):  # [distributed] all stop together
+                return it, "signal" if stop.requested else "time limit" if late else "another process"
             t_data = time.time()
     return it, None
 
@@ -364,13 +382,15 @@ def train(
         finally:
             log.close()
         saved_at = checkpoint(run, log, it)
-        result = {"losses": log.losses, "iteration": it, "state": str(saved_at), "stopped_by": stopped_by,
-                  "run_dir": str(run.run_dir)}
-        if it >= run.total:
+        result = {"losses": log.losses, "iteration": it, "state": str(saved_at) if saved_at else None,
+                  "stopped_by": stopped_by, "run_dir": str(run.run_dir)}
+        if it >= run.total and saved_at:
             result["checkpoint"] = str(export_state(saved_at, run.run_dir / "ema.safetensors"))
+        distributed.teardown(run.world)  # [distributed] once rank 0 has saved
     finally:
         torch.set_num_threads(threads)
-    msg = f"stopped ({stopped_by}) at" if stopped_by else "finished at" if it >= run.total else "paused at"
-    done = f"; checkpoint {result['checkpoint']}" if "checkpoint" in result else ""
-    print(f"{msg} iteration {it}/{run.total}; state {saved_at}{done}", file=sys.stderr)
+    if run.world.is_main:  # [distributed] the others saved nothing
+        msg = f"stopped ({stopped_by}) at" if stopped_by else "finished at" if it >= run.total else "paused at"
+        done = f"; checkpoint {result['checkpoint']}" if "checkpoint" in result else ""
+        print(f"{msg} iteration {it}/{run.total}; state {saved_at}{done}", file=sys.stderr)
     return result

@@ -8,6 +8,7 @@ Examples::
     python -m training.train --config cpu-default --init vssavsr/weights/savsr-s.safetensors --out runs/cpu2
     python -m training.train --config quick-gpu --out runs/q --set optim.lr=1e-4 data.batch_size=24
     python -m training.train --config reference --out runs/ref                     # the published recipe
+    torchrun --nproc_per_node=8 -m training.train --config reference --out runs/ref  # on 8 GPUs (training.distributed)
 
 Charbonnier loss, Adam with cosine annealing with restarts, EMA weights, bf16 autocast on CUDA, gradient
 clipping, optional ``torch.compile``; a training state every ``train.checkpoint_every`` iterations and on Ctrl-C
