@@ -46,7 +46,8 @@ def test_namespace_and_signature():
         param = python_args[name]
         assert (opt == ["opt"]) == (param.default is None), name
         annotation = param.annotation if isinstance(param.annotation, str) else inspect.formatannotation(param.annotation)
-        wanted = "bool" if name == "fp16" else VS_TYPES[vs_type]  # VapourSynth has no bool: fp16 is an int flag
+        # VapourSynth has no bool: fp16 and scene_detect are int flags
+        wanted = "bool" if name in ("fp16", "scene_detect") else VS_TYPES[vs_type]
         assert wanted in annotation, (name, vs_type, annotation)
 
 

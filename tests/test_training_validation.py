@@ -99,3 +99,17 @@ def test_grow_into_adds_identity_rcabs(tiny_config):
         grow_into(SAVSR(dataclasses.replace(tiny_config, channels=12, rcab_per_group=3)), small)
     with pytest.raises(ValueError, match="can only grow"):
         grow_into(small, big)
+
+
+def test_grow_into_widens_the_expert_bottleneck(tiny_config):
+    torch.manual_seed(1)
+    small = SAVSR(tiny_config).eval()  # expert_ratio 2: a 4-channel bottleneck
+    wide = SAVSR(dataclasses.replace(tiny_config, expert_ratio=1, rcab_per_group=2)).eval()
+    grown = grow_into(wide, small)
+    assert "upsampler.experts.compress" in grown and "upsampler.experts.expand" in grown
+    assert "reconstruction.groups.0.blocks.1" in grown
+    x = torch.rand(2, 7, 3, 12, 14)
+    with torch.no_grad():
+        assert torch.allclose(wide(x, scale=(3.5, 2.0)), small(x, scale=(3.5, 2.0)), atol=1e-6)
+    with pytest.raises(ValueError, match="expert_ratio can only shrink"):
+        grow_into(SAVSR(dataclasses.replace(tiny_config, expert_ratio=4)), small)

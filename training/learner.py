@@ -100,7 +100,7 @@ class Learner:
         self.world = world
         self.net = build_network(cfg.get("model"))
         if init_net is not None and cfg.get("init_grow"):
-            print(f"added identity RCABs: {', '.join(grow_into(self.net, init_net))}", file=sys.stderr)
+            print(f"grown from the init weights: {', '.join(grow_into(self.net, init_net))}", file=sys.stderr)
         elif init_net is not None:
             self.net.load_state_dict(init_net.state_dict())
         self.net.to(device).train()
