@@ -13,6 +13,7 @@ import vapoursynth as vs
 import vssavsr
 from vssavsr.engine import runner as eng
 from vssavsr.engine import windows
+from vssavsr.engine.scenes import cuts_from_thumbnails
 from vssavsr.plugin import native, scenes
 
 core = vs.core
@@ -68,7 +69,7 @@ def test_a_dissolve_is_not_a_cut(sample):
 
 def test_per_frame_flags_follow_the_whole_clip_rule_in_any_order(sample):
     thumbs = np.stack([np.asarray(f[0]).copy() for f in scenes.thumbnails(sample).frames()])
-    want = scenes.cuts_from_thumbnails(thumbs)
+    want = cuts_from_thumbnails(thumbs)
     assert want == [SAMPLE_CUT]
     flagged = scenes.detect(sample)
     order = list(range(sample.num_frames))

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vssavsr.engine.scenes import THUMB_WIDTH, cuts_from_thumbnails
+
 
 def valid_windows(
     n_frames: int, cuts: Iterable[int] = (), length: int = 7, strides: Sequence[int] = (1,)
@@ -30,18 +32,13 @@ def valid_windows(
     return out
 
 
-def detect_scene_cuts(frames: torch.Tensor, threshold: float = 0.3, ratio: float = 3.0) -> list[int]:
-    """Scene cuts in ``(N, 3, H, W)`` uint8 frames: indices n where frame n starts a new shot.
-
-    Compares luma thumbnails (64 px wide) of consecutive frames: a cut is a mean absolute difference above
-    ``threshold`` times the frame's own contrast (std of luma), or ``ratio`` times the median difference of
-    the neighbouring pairs, whichever is larger (so fast but continuous motion is not taken for a cut).
-    """
-    n = frames.shape[0]
-    if n < 2:
+def detect_scene_cuts(frames: torch.Tensor) -> list[int]:
+    """Scene cuts in ``(N, 3, H, W)`` uint8 frames: indices n where frame n starts a new shot, by the filter's own
+    rule (``vssavsr.engine.scenes``) on luma thumbnails :data:`THUMB_WIDTH` pixels wide."""
+    if frames.shape[0] < 2:
         return []
     h, w = frames.shape[-2:]
-    tw = min(64, w)
+    tw = min(THUMB_WIDTH, w)
     th = max(1, round(h * tw / w))
     step = max(1, w // (4 * tw))  # subsample before averaging: cheap on long HD clips
     small = frames[..., ::step, ::step]
@@ -50,14 +47,4 @@ def detect_scene_cuts(frames: torch.Tensor, threshold: float = 0.3, ratio: float
         rgb = chunk.float() / 255.0
         y = 0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2]
         ys.append(F.interpolate(y[:, None], size=(th, tw), mode="area")[:, 0])
-    y = torch.cat(ys)
-    diff = (y[1:] - y[:-1]).abs().mean(dim=(1, 2)).numpy()  # diff[i]: between frame i and i+1
-    contrast = np.maximum(y.std(dim=(1, 2)).numpy(), 0.02)
-    cuts = []
-    for i, d in enumerate(diff):
-        lo, hi = max(0, i - 3), min(len(diff), i + 4)
-        neighbours = np.concatenate([diff[lo:i], diff[i + 1 : hi]])
-        base = float(np.median(neighbours)) if neighbours.size else 0.0
-        if d > threshold * min(contrast[i], contrast[i + 1]) and d > ratio * base:
-            cuts.append(i + 1)
-    return cuts
+    return cuts_from_thumbnails(torch.cat(ys).numpy())
