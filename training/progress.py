@@ -161,10 +161,15 @@ def plot(rows: list[dict], out: str | Path) -> Path:
         ax.set_xlabel("training hours (accumulated)")
         ax.set_ylabel("PSNR Y (dB)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
-    fig.tight_layout()
+    labels: dict[str, object] = {}  # one legend for all panels: every run and baseline once
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            labels.setdefault(label, handle)
+    rows_of_legend = (len(labels) + 5) // 6
+    fig.legend(list(labels.values()), list(labels), loc="lower center", ncol=6, fontsize=7)
+    fig.tight_layout(rect=(0, (0.3 + 0.17 * rows_of_legend) / fig.get_figheight(), 1, 1))  # room for the legend (inches)
     out = Path(out)
     fig.savefig(out)
     plt.close(fig)
