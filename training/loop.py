@@ -270,7 +270,7 @@ def checkpoint(run: Run, log: StepLog, it: int) -> Path | None:
     if not run.world.is_main:  # [distributed] rank 0 alone writes the states
         return None
     learner = run.learner
-    state = make_state(it, run.cfg, learner.net, learner.ema.model, learner.opt, log.elapsed())
+    state = {**make_state(it, run.cfg, learner.net, learner.ema.model, learner.opt, log.elapsed()), **learner.extra_state()}
     log.saved_at = save_state(run.run_dir, state, int(run.setting("keep_checkpoints", 3)))
     return log.saved_at
 
