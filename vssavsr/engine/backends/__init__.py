@@ -31,14 +31,13 @@ from vssavsr.engine.runner import EngineError
 from .export import GraphSpec, cache_dir, cached_graph, cached_graph_path, export_graph, file_digest
 
 __all__ = [
-    "BACKENDS", "PACKAGES", "BackendError", "BackendUnavailable", "Target", "resolve", "open_runner",
+    "BACKENDS", "BackendError", "BackendUnavailable", "Target", "resolve", "open_runner",
     "GraphRunner", "GraphSpec", "cache_dir", "cached_graph", "cached_graph_path", "export_graph", "file_digest",
 ]
 
 BACKENDS = ("torch", "ort", "ov", "trt")
 #: The module each backend imports, and the pip package that provides it.
 RUNTIMES = {"ort": ("onnxruntime", "onnxruntime"), "ov": ("openvino", "openvino"), "trt": ("tensorrt", "tensorrt")}
-PACKAGES = {name: pkg for name, (_, pkg) in RUNTIMES.items()}
 EXPORT_MODULES = (("onnx", "onnx"), ("onnxscript", "onnxscript"))
 
 
