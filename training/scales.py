@@ -130,11 +130,3 @@ class ScaleSchedule:
         if mode == "integer":
             return INTEGER_SCALES[int(rng.integers(len(INTEGER_SCALES)))]
         return tuple(self.scales[int(rng.integers(len(self.scales)))])  # type: ignore[return-value]
-
-    @property
-    def max_scale(self) -> Scale:
-        if self.fixed is not None:
-            return self.fixed
-        sy = max([s[0] for s in self.scales] + [4.0 if self.cycle > 0 else 0.0])
-        sx = max([s[1] for s in self.scales] + [4.0 if self.cycle > 0 else 0.0])
-        return sy, sx

@@ -42,8 +42,9 @@ The package, one job per file:
 - ``modes``: how a mode runs (``ModeSpec``) and the registry of backends;
 - ``backends/<kind>.py``: one file per kind of mode, each with ``modes(device, args)`` (the modes it offers)
   and ``run(job, spec, case, device, frames)`` (its measurement, in the child process): ``model`` (raw, naive and
-  the lever variants), ``engine``, ``plugin`` (plugin and overhead). A new backend (ONNX Runtime, OpenVINO,
-  TensorRT) is one more file there; ``child.time_calls`` times any ``fn(frames) -> output``;
+  the lever variants), ``engine``, ``plugin`` (plugin and overhead), ``graph`` (``ort``, ``ov``, ``trt``: the
+  exported graph through ONNX Runtime, OpenVINO, TensorRT). Another backend is one more file there;
+  ``child.time_calls`` times any ``fn(frames) -> output``;
 - ``child``: the child process (``--child``) and its memory and timing helpers;
 - ``report``: medians, ratios, agreement, the targets and the printed table;
 - ``cli``: the command line (``main``).

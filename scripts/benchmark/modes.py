@@ -20,8 +20,8 @@ from . import backends
 @dataclass(frozen=True)
 class ModeSpec:
     """How one subprocess runs the model. ``kind`` names the backend (``backends/<kind>.py``): model
-    (raw/naive/variants), engine, plugin; the other fields are the torch model's settings, ``options`` those of
-    any other backend."""
+    (raw/naive/variants), engine, plugin, graph (ort/ov/trt); the other fields are the torch model's settings,
+    ``options`` those of any other backend."""
 
     label: str
     kind: str = "model"

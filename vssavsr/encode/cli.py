@@ -130,8 +130,10 @@ def _main(args) -> int:
     if out.exists() and not args.overwrite:
         raise EncodeError(f"{out} exists; pass -y to replace it")
     script_args = vpy.parse_args(args.arg)
+    from vssavsr.model.official import file_sha256
+
     identity = {
-        "script": str(script), "script_sha256": planning.file_digest(script), "args": script_args,
+        "script": str(script), "script_sha256": file_sha256(script), "args": script_args,
         "ffmpeg_args": list(args.ffmpeg_args), "chunk_frames": args.chunk_frames,
     }
     workdir = work_folder(out)

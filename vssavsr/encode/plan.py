@@ -9,7 +9,6 @@ is split into equal parts of at most ``chunk_frames``. Where the clip has no cut
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -83,10 +82,6 @@ def scan_cuts(node, progress: bool = True) -> list[int]:
 
     with tqdm(total=node.num_frames, unit="fr", desc="scene cuts", dynamic_ncols=True, leave=False) as bar:
         return scenes.cut_list(flagged, on_frame=lambda n: bar.update(1))
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @dataclass

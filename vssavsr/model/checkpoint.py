@@ -28,7 +28,7 @@ from torch import nn
 from .config import SAVSRConfig
 from .savsr import SAVSR
 
-__all__ = ["FORMAT_VERSION", "CheckpointError", "save_checkpoint", "load_checkpoint", "read_checkpoint_info"]
+__all__ = ["FORMAT_VERSION", "CheckpointError", "save_checkpoint", "load_checkpoint"]
 
 FORMAT_NAME = "savsr"
 FORMAT_VERSION = 1
@@ -122,9 +122,8 @@ def _read_header(path: Path) -> dict[str, Any]:
     return header
 
 
-def read_checkpoint_info(path: "str | os.PathLike[str]") -> tuple[SAVSRConfig, dict[str, Any]]:
-    """(config, metadata) of a checkpoint without loading its tensors; raises CheckpointError."""
-    path = Path(path)
+def _read_info(path: Path) -> tuple[SAVSRConfig, dict[str, Any]]:
+    """(config, metadata) of one of our safetensors checkpoints, from its header; raises CheckpointError."""
     if not path.is_file():
         raise CheckpointError(path, "missing", "checkpoint file not found")
     meta = _read_header(path).get("__metadata__") or {}
@@ -169,7 +168,7 @@ def load_checkpoint(path: "str | os.PathLike[str]", map_location: "str | torch.d
 
         net, user = load_official(path)
         return net.to(map_location).eval(), user
-    config, user = read_checkpoint_info(path)
+    config, user = _read_info(path)
     try:
         tensors = load_file(str(path), device="cpu")
     except Exception as exc:  # safetensors raises its own error type for malformed files

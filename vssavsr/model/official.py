@@ -303,11 +303,9 @@ def _pick_state_dict(path: Path, obj: Any) -> tuple[Mapping[str, Any], str | Non
 
 
 def file_sha256(path: "str | os.PathLike[str]") -> str:
-    digest = hashlib.sha256()
+    """SHA-256 of a file's bytes (hex), read in blocks: the one file hash of the package."""
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def load_official(path: "str | os.PathLike[str]") -> tuple[SAVSR, dict[str, Any]]:

@@ -59,20 +59,41 @@ def _free_cuda_cache() -> None:
         pass
 
 
-def _frame_error(n: int, exc: BaseException) -> str:
+def _graph_backend(handle: int) -> str | None:
+    """The backend ("ort", "ov", "trt") of filter ``handle`` when it runs an exported graph, which refuses tiles."""
+    try:
+        from vssavsr.engine.backends import GraphRunner
+        from vssavsr.plugin import frames
+
+        runner = frames.get(handle).runner
+    except BaseException:
+        return None
+    return runner.backend if isinstance(runner, GraphRunner) else None
+
+
+def _frame_error(n: int, exc: BaseException, handle: int) -> str:
     hint = ""
     name = type(exc).__name__
     text = str(exc)
+    graph = _graph_backend(handle)
     if "OutOfMemory" in name or "out of memory" in text.lower() or isinstance(exc, MemoryError):
         _free_cuda_cache()
-        hint = (
-            " -- out of memory: pass tile=N to upscale the frame in tiles of at most N LR pixels "
-            "(e.g. tile=256), lower batch (e.g. batch=1), or use fp16 on CUDA"
-        )
+        if graph is None:
+            hint = (
+                " -- out of memory: pass tile=N to upscale the frame in tiles of at most N LR pixels "
+                "(e.g. tile=256), lower batch (e.g. batch=1), or use fp16 on CUDA"
+            )
+        else:
+            hint = (
+                f" -- out of memory: backend={graph!r} runs whole frames and cannot tile; use backend='torch' with "
+                "tile=N to upscale the frame in tiles of at most N LR pixels (e.g. tile=256), or fp16 on CUDA"
+            )
     elif name == "CheckpointError":
         hint = " -- check the checkpoint file"
-    else:
+    elif graph is None:
         hint = " -- if this is a memory or size problem, try tile=256 and batch=1"
+    else:
+        hint = f" -- if this is a memory or size problem, try backend='torch' with tile=256 (backend={graph!r} cannot tile)"
     return f"{PREFIX}: frame {n}: {_describe(exc)}{hint}"
 
 
@@ -82,7 +103,7 @@ def plan(handle: int, n: int):
 
         return frames.plan(handle, n)
     except BaseException as exc:
-        return _frame_error(n, exc)
+        return _frame_error(n, exc, handle)
 
 
 def process(handle, n, idx, flags, src, src_stride, dst, dst_stride, src_height):
@@ -98,7 +119,7 @@ def process(handle, n, idx, flags, src, src_stride, dst, dst_stride, src_height)
             frames.cancel(handle, n)
         except BaseException:
             pass
-        return _frame_error(n, exc)
+        return _frame_error(n, exc, handle)
 
 
 def cancel(handle: int, n: int):

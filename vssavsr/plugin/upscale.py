@@ -226,6 +226,8 @@ def upscale(
     backend: str | None = None,
 ) -> vs.VideoNode:
     """Upscale ``clip`` with SAVSR (see ``core.savsr.Upscale`` in the README for the arguments)."""
+    import torch
+
     from vssavsr.engine import runner as engine
     from vssavsr.engine import tiling
     from vssavsr.plugin import frames, native, scenes
@@ -284,7 +286,7 @@ def upscale(
     except engine.EngineError as exc:
         raise _err("model" if model is not None else "checkpoint", str(exc)) from None
     try:
-        runner = engine.get_runner(path, device if target is None else engine.torch.device("cpu"), use_fp16)
+        runner = engine.get_runner(path, device if target is None else torch.device("cpu"), use_fp16)
     except engine.EngineError as exc:
         raise _err("checkpoint", str(exc)) from None
     except Exception as exc:  # CheckpointError and anything a broken file raises
@@ -305,9 +307,10 @@ def upscale(
 
     # Scene flags first: the windows read them from the RGBS frames, the output keeps them.
     clip = scenes.mark_scene_cuts(clip, scene_detect)
+    sar = formats.sar_factor(geo.src_width, geo.src_height, geo.width, geo.height)
     if scenes.props_only_active():
         stand_in = vs.core.std.BlankClip(clip, width=geo.width, height=geo.height, keep=True)
-        return formats.restore_props(stand_in, clip, formats.sar_factor(geo.src_width, geo.src_height, geo.width, geo.height))
+        return formats.restore_props(stand_in, clip, sar)
     rgb = formats.to_rgbs(clip)
     core = vs.core
     native.ensure_namespace(core)
@@ -330,7 +333,6 @@ def upscale(
         frames.release(handle)
         raise
     out = formats.from_rgbs(hr, clip)
-    sar = formats.sar_factor(geo.src_width, geo.src_height, geo.width, geo.height)
     return formats.restore_props(out, clip, sar)
 
 

@@ -19,12 +19,28 @@ def modes(device: str, args: argparse.Namespace) -> dict[str, ModeSpec]:
     return {b: ModeSpec(b, kind="graph", conv_part=False, options={"backend": b}) for b in GRAPH_BACKENDS}
 
 
+def graph_runner(backend: str, checkpoint, lr_size: tuple[int, int], out_size: tuple[int, int],
+                 device: torch.device, batch: int = 1):
+    """The engine's runner of ``backend`` for one case, called like ModelRunner.
+
+    The graph comes from the cache (exported on first use, outside the timing); the backend's default precision
+    applies (fp32 on the CPU, fp16 for TensorRT and ORT on CUDA)."""
+    from vssavsr.engine import backends
+    from vssavsr.model import load_checkpoint
+
+    index = -1 if device.type == "cpu" else (device.index or 0)
+    target = backends.resolve(backend, None if backend == "trt" and index < 0 else index, None)
+    net, _ = load_checkpoint(str(checkpoint), map_location="cpu")
+    scale = (out_size[0] / lr_size[0], out_size[1] / lr_size[1])
+    return backends.open_runner(target, checkpoint, net, lr_size, out_size, scale, batch=batch)
+
+
 def run(job: dict, spec: ModeSpec, case: Case, device, frames_np) -> dict:
     from vssavsr.engine import backends
 
     name = spec.options["backend"]
     try:
-        runner = backends.benchmark_runner(name, job["checkpoint"], case.lr_size, case.out_size, device)
+        runner = graph_runner(name, job["checkpoint"], case.lr_size, case.out_size, device)
     except backends.BackendUnavailable as e:
         return {"skipped": str(e)}
     frames = torch.from_numpy(frames_np).to(device)

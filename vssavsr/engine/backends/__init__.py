@@ -31,14 +31,13 @@ from vssavsr.engine.runner import EngineError
 from .export import GraphSpec, cache_dir, cached_graph, cached_graph_path, export_graph, file_digest
 
 __all__ = [
-    "BACKENDS", "PACKAGES", "BackendError", "BackendUnavailable", "Target", "resolve", "open_runner",
+    "BACKENDS", "BackendError", "BackendUnavailable", "Target", "resolve", "open_runner",
     "GraphRunner", "GraphSpec", "cache_dir", "cached_graph", "cached_graph_path", "export_graph", "file_digest",
 ]
 
 BACKENDS = ("torch", "ort", "ov", "trt")
 #: The module each backend imports, and the pip package that provides it.
 RUNTIMES = {"ort": ("onnxruntime", "onnxruntime"), "ov": ("openvino", "openvino"), "trt": ("tensorrt", "tensorrt")}
-PACKAGES = {name: pkg for name, (_, pkg) in RUNTIMES.items()}
 EXPORT_MODULES = (("onnx", "onnx"), ("onnxscript", "onnxscript"))
 
 
@@ -224,18 +223,3 @@ def open_runner(
     from .trt import TrtRunner
 
     return TrtRunner(spec, path, target, folder if folder is not None else cache_dir(), on_export)
-
-
-def benchmark_runner(backend: str, checkpoint: str | os.PathLike, lr_size: tuple[int, int],
-                     out_size: tuple[int, int], device: torch.device, batch: int = 1) -> GraphRunner:
-    """scripts/benchmark (mode graph): the runner for one case, called like ModelRunner.
-
-    The graph comes from the cache (exported on first use, outside the benchmark's timing); the
-    backend's default precision applies (fp32 on the CPU, fp16 for TensorRT and ORT on CUDA)."""
-    from vssavsr.model import load_checkpoint
-
-    index = -1 if device.type == "cpu" else (device.index or 0)
-    target = resolve(backend, None if backend == "trt" and index < 0 else index, None)
-    net, _ = load_checkpoint(str(checkpoint), map_location="cpu")
-    scale = (out_size[0] / lr_size[0], out_size[1] / lr_size[1])
-    return open_runner(target, checkpoint, net, lr_size, out_size, scale, batch=batch)

@@ -36,6 +36,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from vssavsr.model.official import file_sha256
+
 #: Bump when the exported graph changes for the same checkpoint and spec (wrapper, exporter options).
 EXPORT_VERSION = 2
 INPUT_NAME = "frames"
@@ -174,11 +176,7 @@ def file_digest(path: str | os.PathLike) -> str:
     with _DIGESTS_LOCK:
         digest = _DIGESTS.get(key)
     if digest is None:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        digest = h.hexdigest()
+        digest = file_sha256(path)
         with _DIGESTS_LOCK:
             _DIGESTS[key] = digest
     return digest
