@@ -62,7 +62,7 @@ def load_validation(root: str | Path = DEFAULT_VALIDATION) -> dict[str, torch.Te
     for clip in VALIDATION_CLIPS:
         path = root / clip.file
         if not path.is_file():
-            raise FileNotFoundError(f"real-footage validation clip not found: {path} (give --data the folder that holds it)")
+            raise FileNotFoundError(f"real-footage validation clip not found: {path} (give --real-data the folder that holds it)")
         frames, _cuts = read_video_vs(str(path), start=clip.first, max_frames=FRAMES)
         if frames.shape[0] != FRAMES:
             raise ValueError(f"{path}: {frames.shape[0]} frames from {clip.first}, need {FRAMES}")

@@ -302,15 +302,15 @@ def upscale(
 
     if tile_hw is not None:
         _warn_tile_overhead(clip, geo, tile_hw, tiling.DEFAULT_PAD if pad is None else pad)
-    if target is not None:
-        runner = _backend_runner(target, path, runner, clip, geo)
 
     # Scene flags first: the windows read them from the RGBS frames, the output keeps them.
     clip = scenes.mark_scene_cuts(clip, scene_detect)
     sar = formats.sar_factor(geo.src_width, geo.src_height, geo.width, geo.height)
-    if scenes.props_only_active():
+    if scenes.props_only_active():  # vssavsr-encode's planning pass: sizes and scene flags; no graph export
         stand_in = vs.core.std.BlankClip(clip, width=geo.width, height=geo.height, keep=True)
         return formats.restore_props(stand_in, clip, sar)
+    if target is not None:
+        runner = _backend_runner(target, path, runner, clip, geo)
     rgb = formats.to_rgbs(clip)
     core = vs.core
     native.ensure_namespace(core)
