@@ -193,7 +193,8 @@ def test_gpu_train_start_poll_finish_dry_run_on_cpu(tiny_pack, tmp_path):
                                                           rcab_per_group=1, num_kernels=2, num_experts=2,
                                                           embed_channels=16).items()]
             + ["train.iterations=1000", "data.batch_size=2", "data.lr_patch=16", "data.workers=0", "train.threads=1",
-               "train.log_every=1", "train.checkpoint_every=5"]),
+               "train.log_every=1", "train.checkpoint_every=5",
+               "scales.curriculum.until=0"]),  # random scales throughout: the resized phase 2 must keep that
     }
     try:
         res = _bash("start", "0.9", "20", env=env, timeout=120)
@@ -203,7 +204,10 @@ def test_gpu_train_start_poll_finish_dry_run_on_cpu(tiny_pack, tmp_path):
         res = _bash("poll", "90", env=env, timeout=150)
         assert res.returncode == 0, res.stdout + res.stderr
         assert "driver done: rc=0" in res.stdout, res.stdout
-        assert (gpu_run / "calibration").read_text().startswith(("set ", "keep ")), (gpu_run / "calibration").read_text()
+        plan = (gpu_run / "calibration").read_text()
+        assert plan.startswith(("set ", "keep ")), plan
+        if plan.startswith("set "):  # set N CYCLE UNTIL ...: no curriculum asked, none brought back
+            assert plan.split()[3] == "0", plan
         fp32 = sorted(out.glob("ema-fp32.safetensors.part-*"))
         assert fp32
         res = _bash("finish", env=env, timeout=60)

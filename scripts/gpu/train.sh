@@ -14,7 +14,7 @@
 # MINUTES (default 23): wall-clock budget from launch to the final export. The driver (a setsid'd copy of this
 # script) trains in two phases: CAL_ITERS (300) iterations of the config as is (compiling included; CAL_MINUTES,
 # 6, at most), then it measures the iteration rate in log.csv and resumes with train.iterations, the cosine period,
-# the scale curriculum and the checkpoint interval resized to the time left before the deadline (--max-minutes
+# the scale curriculum (none stays none) and the checkpoint interval resized to the time left before the deadline (--max-minutes
 # stays the hard stop of each phase). CALIBRATE=0: one phase with the config's iterations and --max-minutes.
 #
 # What comes back ($OUT; the device tool returns at most 8 files of 16 MiB, 64 MiB together):
@@ -259,8 +259,9 @@ first_row = max(0.0, float(rows[0]["time_s"]) - int(rows[0]["iteration"]) / rate
 left = deadline - now - margin - startup - 0.5 * first_row  # phase 2 compiles again, from the cache
 n = max(done + 1, done + int(rate * max(left, 0.0) * 1.05))
 cycle = max(1, round(n / 3))
+until = 2 * cycle if int(cfg["scales"]["curriculum"].get("until") or 0) > 0 else 0  # until=0: no curriculum, keep it
 ckpt = max(10, int(rate * 150))                     # a state every ~2.5 minutes
-print(f"set {n} {cycle} {2 * cycle} {ckpt} {minutes:.3f} rate={rate:.3f}it/s done={done} left={left:.0f}s "
+print(f"set {n} {cycle} {until} {ckpt} {minutes:.3f} rate={rate:.3f}it/s done={done} left={left:.0f}s "
       f"startup={startup:.0f}s compile~{first_row:.0f}s")
 EOF
 ) || plan="error"
