@@ -179,10 +179,10 @@ def plugin_step(frames: int, cache: Path) -> dict:
     src_np = synth_windows(1, h, w)[0].cpu().numpy()  # 7 frames; the clip cycles through them
     clip = core.std.BlankClip(format=vs.RGBS, width=w, height=h, length=n)
 
-    def fill(f_n, f):
+    def fill(n, f):  # ModifyFrame passes these by name
         out = f.copy()
         for p in range(3):
-            np.copyto(np.asarray(out[p]), src_np[f_n % 7, p])
+            np.copyto(np.asarray(out[p]), src_np[n % 7, p])
         return out
 
     clip = core.std.ModifyFrame(clip, clip, fill)
@@ -192,7 +192,8 @@ def plugin_step(frames: int, cache: Path) -> dict:
         if backend == "trt" and not have("tensorrt"):
             res["trt"] = "not measured: tensorrt missing"
             continue
-        up = core.savsr.Upscale(clip, sx=2, model="savsr-s", device_index=0, backend=backend)
+        # the clip wraps from its 7th frame back to its 1st, a cut the filter honours; the engine reference does not
+        up = core.savsr.Upscale(clip, sx=2, model="savsr-s", device_index=0, backend=backend, scene_detect=False)
         for i in range(4):
             up.get_frame(i)
         t = time.perf_counter()
