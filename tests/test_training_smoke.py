@@ -93,6 +93,25 @@ def test_export_loads_with_metadata(smoke_run, tmp_path):
     assert (out / "ema.safetensors").is_file()  # written at the end of a run
 
 
+def test_export_from_an_exported_ema_keeps_its_recipe_and_replaces_the_scores(smoke_run, tmp_path):
+    from vssavsr.model import load_checkpoint
+
+    from training.export import export_state
+
+    out, res = smoke_run
+    first = export_state(out / "last.pt", tmp_path / "ema.safetensors", evaluation={"mean": {"m": {"x2": [30.0, 0.9]}}})
+    again = export_state(first, tmp_path / "again.safetensors", dtype="fp16",
+                         validation={"mean": {"m": {"x2": [36.2, 0.97]}}})
+    (net0, meta0), (net1, meta1) = load_checkpoint(first), load_checkpoint(again)
+    assert meta1["recipe"] == meta0["recipe"] and meta1["training"]["iterations"] == res["iteration"]
+    assert "evaluation" not in meta1 and meta1["validation"]["mean"]["m"]["x2"] == [36.2, 0.97]
+    w0 = net0.state_dict()
+    assert {v.dtype for v in net1.state_dict().values() if v.is_floating_point()} == {torch.float32}  # fp16 on disk
+    assert all(torch.allclose(v, w0[k], atol=1e-2, rtol=1e-2) for k, v in net1.state_dict().items())
+    with pytest.raises(ValueError, match="weights='raw'.*training state"):
+        export_state(first, tmp_path / "raw.safetensors", weights="raw")
+
+
 def test_exported_checkpoint_loads_in_the_plugin(smoke_run):
     vs = pytest.importorskip("vapoursynth")
     if not hasattr(vs.core, "savsr"):

@@ -5,6 +5,10 @@ Examples::
 
     python -m training.export runs/cpu/last.pt -o savsr-s-mine.safetensors
     python -m training.export runs/cpu -o mine.safetensors --eval runs/cpu/eval/results.json --dtype fp16
+    python -m training.export runs/gpu/ema-fp32.safetensors -o mine.safetensors --eval … --real-eval … --dtype fp16
+
+The last form starts from an exported EMA (what a GPU run brings back without its training state): its recipe and
+training summary are kept, the evaluation summaries are replaced.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import vssavsr
 from training.config import dump
 from training.report import summary
 from training.state import load_state, network_of
-from vssavsr.model import save_checkpoint
+from vssavsr.model import load_checkpoint, save_checkpoint
 
 
 def export_state(
@@ -34,27 +38,16 @@ def export_state(
     notes: str | None = None,
     validation: dict | str | Path | None = None,
 ) -> Path:
-    """Save a training state's ``weights`` ("ema" or "raw") with ``vssavsr.model.save_checkpoint``.
+    """Save a training state's ``weights`` ("ema" or "raw") with ``vssavsr.model.save_checkpoint``; or re-save an
+    exported checkpoint (``state_path`` ending in .safetensors) with new evaluation summaries and ``dtype``.
 
     ``evaluation``: a results.json written by ``training.evaluate`` (or its dict); its summary goes into the
     metadata. ``validation``: the same for the real-footage validation (``training.evaluate --real``), which
     ``training.ship`` compares candidates against. ``dtype``: "fp16", "bf16" or None (fp32)."""
-    state = load_state(state_path)
-    cfg = state["config"]
-    net = network_of(state, weights)
-    meta = {
-        "recipe": dump(cfg),
-        "training": {
-            "config_name": cfg.get("name"),
-            "iterations": int(state["iteration"]),
-            "wall_time_s": round(float(state.get("elapsed_s", 0.0)), 1),
-            "weights": weights,
-            "ema_decay": (cfg.get("ema") or {}).get("decay"),
-            "exported": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "vssavsr_version": vssavsr.__version__,
-            "torch": torch.__version__,
-        },
-    }
+    if Path(state_path).suffix == ".safetensors":
+        net, meta = _from_exported(state_path, weights)
+    else:
+        net, meta = _from_state(state_path, weights)
     for key, results in (("evaluation", evaluation), ("validation", validation)):
         if results is None:
             continue
@@ -70,9 +63,39 @@ def export_state(
     return out
 
 
+def _from_state(state_path: str | Path, weights: str) -> tuple[torch.nn.Module, dict]:
+    state = load_state(state_path)
+    cfg = state["config"]
+    meta = {
+        "recipe": dump(cfg),
+        "training": {
+            "config_name": cfg.get("name"),
+            "iterations": int(state["iteration"]),
+            "wall_time_s": round(float(state.get("elapsed_s", 0.0)), 1),
+            "weights": weights,
+            "ema_decay": (cfg.get("ema") or {}).get("decay"),
+            "exported": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "vssavsr_version": vssavsr.__version__,
+            "torch": torch.__version__,
+        },
+    }
+    return network_of(state, weights), meta
+
+
+def _from_exported(path: str | Path, weights: str) -> tuple[torch.nn.Module, dict]:
+    net, meta = load_checkpoint(path)
+    stored = (meta.get("training") or {}).get("weights", "ema")
+    if weights != stored:
+        raise ValueError(f"weights={weights!r}: {path} holds only the {stored!r} weights; export those, or export "
+                         "the raw weights from the run's training state (.pt)")
+    meta = {k: v for k, v in meta.items() if k not in ("evaluation", "validation")}
+    meta.setdefault("training", {})["exported"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    return net, meta
+
+
 def main(argv: Sequence[str] | None = None) -> Path:
     ap = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.split("\n\n")[0])
-    ap.add_argument("state", help="training state (.pt) or run folder (uses its last.pt)")
+    ap.add_argument("state", help="training state (.pt), run folder (uses its last.pt), or an exported EMA (.safetensors)")
     ap.add_argument("--out", "-o", required=True, help="output .safetensors")
     ap.add_argument("--weights", choices=["ema", "raw"], default="ema")
     ap.add_argument("--eval", default=None, help="Vid4 results.json from python -m training.evaluate, stored as metadata")
