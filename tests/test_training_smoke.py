@@ -9,7 +9,7 @@ import training.learner as learner_module
 from training.config import apply_overrides, load_config
 from training.data import TrainData
 from training.degrade import asbi
-from training.learner import EMA, backward_pass, charbonnier, learning_rate
+from training.learner import EMA, backward_pass, charbonnier, learning_rate, loss_settings
 from training.loop import _PendingSteps, train
 from training.state import build_network, load_state, network_from_state
 
@@ -185,6 +185,24 @@ def test_pending_steps_are_read_in_order_and_emptied():
     assert len(pending) == 3
     assert pending.read() == [(10, 0.0, 0.0), (11, 1.0, 1.0), (12, 2.0, 2.0)]
     assert len(pending) == 0 and pending.read() == []
+
+
+def test_mse_loss_is_the_mean_squared_error_and_unknown_types_are_refused():
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(3, 3, 3, padding=1)
+    x, target = torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8)
+    loss, _ = backward_pass(net, torch.optim.Adam(net.parameters()), net(x), target, loss_type="mse")
+    torch.testing.assert_close(loss, ((net(x) - target) ** 2).mean())
+    assert loss_settings({}) == ("charbonnier", 1e-3)
+    assert loss_settings({"loss": {"type": "mse"}})[0] == "mse"
+    with pytest.raises(ValueError, match=r"loss\.type must be one of charbonnier, mse, got 'l1'.*--set loss\.type=mse"):
+        loss_settings({"loss": {"type": "l1"}})
+
+
+def test_a_training_run_with_the_mse_loss_logs_it(smoke_cfg, tmp_path):
+    cfg = apply_overrides(smoke_cfg, ["train.iterations=2", "data.batch_size=2", "loss.type=mse"])
+    train(cfg, tmp_path, progress=False)
+    assert load_state(tmp_path / "last.pt")["config"]["loss"]["type"] == "mse"
 
 
 def test_a_non_finite_loss_stops_before_the_weights_move(smoke_cfg, tmp_path, monkeypatch):

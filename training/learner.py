@@ -1,7 +1,7 @@
 """The per-step model of training: the network, its optimizer and EMA copy, and what one iteration does to them.
 
 ``Learner.step(batch, iteration)``: asBI inputs from the batch's GT frames, the learning rate of the iteration,
-forward (bf16 autocast on CUDA, ``torch.compile`` where configured), Charbonnier loss, fresh gradients, clipping;
+forward (bf16 autocast on CUDA, ``torch.compile`` where configured), the pixel loss (Charbonnier or MSE), fresh gradients, clipping;
 ``Learner.apply(iteration)`` then moves the weights (Adam) and the EMA. The loop (``training.loop``) decides when to
 log, save and evaluate; it never touches the network directly. BasicSR keeps its loop apart from its
 per-step model in the same way. Under torchrun the network's BatchNorm layers are synchronised and it is wrapped in
@@ -23,19 +23,39 @@ from training.grow import grow_into
 from training.state import build_network
 
 
+#: ``loss.type`` values: Charbonnier (the reference's) or MSE, which is what PSNR measures.
+LOSS_TYPES = ("charbonnier", "mse")
+
+
 def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     return torch.sqrt((pred - target) ** 2 + eps * eps).mean()
 
 
+def pixel_loss(pred: torch.Tensor, target: torch.Tensor, loss_type: str = "charbonnier", eps: float = 1e-3) -> torch.Tensor:
+    if loss_type == "mse":
+        return torch.nn.functional.mse_loss(pred, target)
+    return charbonnier(pred, target, eps)
+
+
+def loss_settings(cfg: dict) -> tuple[str, float]:
+    """``loss.type`` and ``loss.eps`` of a training config, checked."""
+    lcfg = cfg.get("loss", {}) or {}
+    loss_type = str(lcfg.get("type", "charbonnier"))
+    if loss_type not in LOSS_TYPES:
+        raise ValueError(f"loss.type must be one of {', '.join(LOSS_TYPES)}, got {loss_type!r}: set it in the config or "
+                         f"with --set loss.type=mse")
+    return loss_type, float(lcfg.get("eps", 1e-3))
+
+
 def backward_pass(net: torch.nn.Module, opt: torch.optim.Optimizer, out: torch.Tensor, target: torch.Tensor,
                   eps: float = 1e-3, grad_clip: float = 0.0,
-                  extra: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Charbonnier loss of ``out`` against ``target`` (plus ``extra``, another loss term), fresh gradients, the
-    network's clipped to ``grad_clip`` (0: no clipping).
+                  extra: torch.Tensor | None = None, loss_type: str = "charbonnier") -> tuple[torch.Tensor, torch.Tensor]:
+    """The pixel loss (``loss_type``) of ``out`` against ``target`` (plus ``extra``, another loss term), fresh
+    gradients, the network's clipped to ``grad_clip`` (0: no clipping).
 
     Returns (loss, gradient norm before clipping) as tensors, so that reading them need not wait for the device;
     the caller decides whether to ``opt.step()`` (the training loop first checks that the loss is finite)."""
-    loss = charbonnier(out.float(), target, eps)
+    loss = pixel_loss(out.float(), target, loss_type, eps)
     if extra is not None:
         loss = loss + extra
     opt.zero_grad(set_to_none=True)
@@ -128,7 +148,7 @@ class Learner:
         if self.distill is not None:  # after the EMA copy, which must not inherit the hook
             self.distill.attach(self.net)
         self.grad_clip = float(ocfg.get("grad_clip", 0.0) or 0.0)
-        self.eps = float((cfg.get("loss", {}) or {}).get("eps", 1e-3))
+        self.loss_type, self.eps = loss_settings(cfg)
         dcfg = cfg.get("data", {}) or {}
         self.lr_patch = int(dcfg.get("lr_patch", 60))
         self.quantize = bool(dcfg.get("quantize_lr", False))
@@ -178,7 +198,8 @@ class Learner:
             g["lr"] = self.lr_now
         out = self._forward(lr_frames, tuple(target.shape[-2:]))
         extra = self.distill.loss(lr_frames[:, lr_frames.shape[1] // 2]) if self.distill is not None else None
-        loss, grad_norm = backward_pass(self.net, self.opt, out, target, self.eps, self.grad_clip, extra)
+        loss, grad_norm = backward_pass(self.net, self.opt, out, target, self.eps, self.grad_clip, extra,
+                                        self.loss_type)
         return distributed.mean(self.world, loss), grad_norm  # [distributed] DDP averaged the gradients already
 
     def apply(self, iteration: int) -> None:
