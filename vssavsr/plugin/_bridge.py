@@ -71,29 +71,27 @@ def _graph_backend(handle: int) -> str | None:
     return runner.backend if isinstance(runner, GraphRunner) else None
 
 
+def _tiling_advice(graph: str | None, example: str) -> str:
+    """How to tile: ``tile=`` directly on the torch backend, else by moving to it (graph backends run whole frames)."""
+    if graph is None:
+        return example
+    return f"backend='torch' with {example} (backend={graph!r} runs whole frames and cannot tile)"
+
+
 def _frame_error(n: int, exc: BaseException, handle: int) -> str:
-    hint = ""
     name = type(exc).__name__
     text = str(exc)
     graph = _graph_backend(handle)
     if "OutOfMemory" in name or "out of memory" in text.lower() or isinstance(exc, MemoryError):
         _free_cuda_cache()
-        if graph is None:
-            hint = (
-                " -- out of memory: pass tile=N to upscale the frame in tiles of at most N LR pixels "
-                "(e.g. tile=256), lower batch (e.g. batch=1), or use fp16 on CUDA"
-            )
-        else:
-            hint = (
-                f" -- out of memory: backend={graph!r} runs whole frames and cannot tile; use backend='torch' with "
-                "tile=N to upscale the frame in tiles of at most N LR pixels (e.g. tile=256), or fp16 on CUDA"
-            )
+        batch = "" if graph is not None else ", lower batch (e.g. batch=1)"
+        advice = _tiling_advice(graph, "tile=N to upscale the frame in tiles of at most N LR pixels (e.g. tile=256)")
+        hint = f" -- out of memory: use {advice}{batch}, or fp16 on CUDA"
     elif name == "CheckpointError":
         hint = " -- check the checkpoint file"
-    elif graph is None:
-        hint = " -- if this is a memory or size problem, try tile=256 and batch=1"
     else:
-        hint = f" -- if this is a memory or size problem, try backend='torch' with tile=256 (backend={graph!r} cannot tile)"
+        hint = f" -- if this is a memory or size problem, try {_tiling_advice(graph, 'tile=256')}"
+        hint += " and batch=1" if graph is None else ""
     return f"{PREFIX}: frame {n}: {_describe(exc)}{hint}"
 
 
