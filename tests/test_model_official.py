@@ -16,6 +16,8 @@ from vssavsr.model import NAMED_CONFIGS, SAVSR, CheckpointError, SAVSRConfig, lo
 from vssavsr.model import official
 from vssavsr.model.layers import ConvBN
 
+from tests.netutil import randomise_batchnorm, randomise_offsets
+
 MANIFEST = Path(__file__).parent / "fixtures" / "savsr-official-state-dict.txt"
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 RELEASE_PARAMETERS = 18_890_044
@@ -53,18 +55,12 @@ def randomised(cfg: SAVSRConfig, seed: int = 0) -> SAVSR:
     """A network with non-trivial BatchNorm statistics and offsets (so folding and sampling matter)."""
     torch.manual_seed(seed)
     net = SAVSR(cfg)
+    randomise_batchnorm(net)
+    randomise_offsets(net)
     with torch.no_grad():
         for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
             if isinstance(m, ConvBN) and m.conv.bias is not None:
                 m.conv.bias.uniform_(-0.3, 0.3)
-        for head in (net.upsampler.spatial_head, net.upsampler.temporal_head):
-            head.weight.normal_(0, 0.5)
-            head.bias.normal_(0, 0.5)
         net.reconstruction.gamma.fill_(0.7)
     return net.eval()
 

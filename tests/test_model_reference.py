@@ -11,21 +11,13 @@ from vssavsr.model.layers import ConvBN
 from vssavsr.model.osconv import OSConv
 from vssavsr.model.upsampler import ExpertMixture, LocalFilter
 
+from tests.netutil import randomise_batchnorm, randomise_offsets
+
 RTOL = 1e-5
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / b.norm()).item()
-
-
-def randomise_batchnorm(net: torch.nn.Module) -> None:
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
 
 
 def test_local_filter_accumulation_matches_unfold():
@@ -89,10 +81,7 @@ def test_whole_network_fast_fused_and_reference_agree(tiny_config):
     torch.manual_seed(0)
     net = SAVSR(tiny_config)
     randomise_batchnorm(net)
-    with torch.no_grad():  # non-zero offsets so the sampling paths are exercised
-        for head in (net.upsampler.spatial_head, net.upsampler.temporal_head):
-            head.weight.normal_(0, 0.5)
-            head.bias.normal_(0, 0.5)
+    randomise_offsets(net)
     net.eval()
     x = torch.rand(2, 7, 3, 11, 14)
     with torch.no_grad():
