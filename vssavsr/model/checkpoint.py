@@ -20,7 +20,7 @@ import json
 import os
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -140,18 +140,27 @@ def _read_info(path: Path) -> tuple[SAVSRConfig, dict[str, Any]]:
     return config, user
 
 
+def key_mismatch(found: Mapping[str, tuple[int, ...]], expected: Mapping[str, tuple[int, ...]]) -> dict[str, list[str]]:
+    """What keeps a state dict (key -> shape) from loading into a network: its ``missing``, ``unexpected`` and
+    ``mis-shaped`` keys, in the order of ``expected`` and then ``found``; empty when it fits."""
+    groups = {
+        "missing": [k for k in expected if k not in found],
+        "unexpected": [k for k in found if k not in expected],
+        "mis-shaped": [k for k in found if k in expected and tuple(found[k]) != tuple(expected[k])],
+    }
+    return {label: keys for label, keys in groups.items() if keys}
+
+
 def _check_architecture(path: Path, net: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
-    expected = net.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    misshaped = sorted(k for k in set(expected) & set(tensors) if tuple(expected[k].shape) != tuple(tensors[k].shape))
-    if not (missing or unexpected or misshaped):
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    mismatch = key_mismatch({k: tuple(v.shape) for k, v in tensors.items()}, expected)
+    if not mismatch:
         return
     parts = []
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
-        if keys:
-            shown = ", ".join(keys[:5]) + (f", ... ({len(keys)} in all)" if len(keys) > 5 else "")
-            parts.append(f"{label} keys: {shown}")
+    for label, keys in mismatch.items():
+        keys = sorted(keys)
+        shown = ", ".join(keys[:5]) + (f", ... ({len(keys)} in all)" if len(keys) > 5 else "")
+        parts.append(f"{label} keys: {shown}")
     raise CheckpointError(path, "architecture", "architecture mismatch with its config: " + "; ".join(parts))
 
 

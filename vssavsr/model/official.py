@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import Tensor
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, key_mismatch
 from .config import SAVSRConfig
 from .osconv import OSConv
 from .savsr import SAVSR
@@ -237,23 +237,18 @@ def infer_config(sd: Mapping[str, Any], path: Any = "<state dict>") -> SAVSRConf
 
 
 def _check_layout(path: Any, sd: Mapping[str, Any], expected: dict[str, tuple[int, ...]]) -> None:
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    misshaped = [k for k in sd if k in expected and tuple(sd[k].shape) != expected[k]]
-    if not (missing or unexpected or misshaped):
+    mismatch = key_mismatch({k: tuple(v.shape) for k, v in sd.items()}, expected)
+    if not mismatch:
         return
-    parts, first = [], None
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
-        if not keys:
-            continue
-        first = first or keys[0]
+    parts = []
+    for label, keys in mismatch.items():
         detail = f"{label} key {keys[0]!r}"
         if label == "mis-shaped":
             detail += f" (shape {tuple(sd[keys[0]].shape)}, expected {expected[keys[0]]})"
         if len(keys) > 1:
             detail += f" and {len(keys) - 1} more"
         parts.append(detail)
-    raise _error(path, "; ".join(parts), first)
+    raise _error(path, "; ".join(parts), next(iter(mismatch.values()))[0])
 
 
 def from_official_state_dict(sd: Mapping[str, Any], path: Any = "<state dict>") -> SAVSR:
