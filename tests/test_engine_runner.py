@@ -20,7 +20,7 @@ class FakeModel:
         self.calls = []
         self.device = torch.device("cpu")
 
-    def __call__(self, frames, out_size, scale, offset=(0.0, 0.0), tile=None, tile_pad=None):
+    def __call__(self, frames, out_size, scale, offset=(0.0, 0.0), tile=None, tile_pad=None, ensemble=1):
         self.calls.append(frames.shape[0])
         w = torch.tensor([1, 10, 100, 1000, 10000, 100000, 1000000], dtype=torch.float64)
         x = (frames.double() * w.view(1, -1, 1, 1, 1)).sum(1) / 1e7

@@ -37,7 +37,7 @@ class WindowProbe:
         self.batches = []
         self.fail_at = fail_at
 
-    def __call__(self, frames, out_size, scale, offset=(0.0, 0.0), tile=None, tile_pad=None):
+    def __call__(self, frames, out_size, scale, offset=(0.0, 0.0), tile=None, tile_pad=None, ensemble=1):
         self.batches.append(frames.shape[0])
         if self.fail_at is not None and len(self.batches) >= self.fail_at:
             raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")

@@ -135,7 +135,7 @@ class IndexProbe:
     def __init__(self):
         self.calls = 0
 
-    def __call__(self, frames, out_size, scale, offset=(0.0, 0.0), tile=None, tile_pad=None):
+    def __call__(self, frames, out_size, scale, offset=(0.0, 0.0), tile=None, tile_pad=None, ensemble=1):
         self.calls += 1
         out = torch.zeros(frames.shape[0], 3, *out_size)
         out[:, :, 0, :7] = frames[:, :, :, 0, 0].transpose(1, 2)

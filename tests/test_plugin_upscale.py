@@ -107,6 +107,8 @@ def _error(ckpt, clip=None, **kw):
         (dict(sx=2, batch=0), ["batch"]),
         (dict(sx=2, device_index=-2), ["device_index", "-1 for the CPU"]),
         (dict(sx=2, model="savsr-s"), ["checkpoint/model", "not both"]),
+        (dict(sx=2, ensemble=3), ["ensemble", "1 (off), 2", "8"]),
+        (dict(sx=2, ensemble=2, backend="ort"), ["ensemble", "backend='torch'"]),
     ],
 )
 def test_bad_arguments(tiny_checkpoint, kw, words):

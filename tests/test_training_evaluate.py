@@ -131,6 +131,18 @@ def test_evaluate_cli_writes_tables_and_plot(tmp_path, tiny_checkpoint):
     assert saved["frames"] == [1, 5] and saved["sequences"] == {"seqA": 9, "seqB": 9}
 
 
+def test_evaluate_ensemble_labels_its_row_and_scores_near_the_plain_model(tmp_path, tiny_checkpoint):
+    make_sequences(tmp_path / "data")
+    common = ["--checkpoint", str(tiny_checkpoint), "--data", str(tmp_path / "data"), "--scales", "1.5/3.5",
+              "--frames", "5", "--device", "cpu", "--no-bicubic"]
+    plain = main([*common, "--out", str(tmp_path / "a")])["mean"]
+    four = main([*common, "--ensemble", "4", "--out", str(tmp_path / "b")])["mean"]
+    (label,) = four
+    assert label.endswith("(ensemble 4)")
+    p1, p4 = next(iter(plain.values()))["x1.5/x3.5"][0], four[label]["x1.5/x3.5"][0]
+    assert p1 != p4 and abs(p1 - p4) < 1.0
+
+
 def test_baselines_from_an_earlier_run_are_merged_only_when_scored_alike(tmp_path, tiny_checkpoint):
     data = str(make_sequences(tmp_path / "data"))
     common = ["--data", data, "--scales", "2", "1.5/3.5", "--device", "cpu"]

@@ -36,6 +36,7 @@ from training.published import VID4 as PUBLISHED_VID4
 from training.report import markdown, merge_baselines, plot
 from training.state import load_network
 from training.validation import BASELINES_FILE, DEFAULT_VALIDATION, FRAMES, VALIDATION_CLIPS, WINDOW, load_validation
+from vssavsr.engine.ensemble import SIZES, ensemble_forward
 from vssavsr.engine.windows import window_indices
 
 QUICK_SCALES = ["2", "3", "4", "1.5/3.5"]
@@ -69,18 +70,23 @@ def bicubic_upscaler(lr: torch.Tensor, centre: int, size: tuple[int, int], scale
     return bicubic_resize(lr[centre], size)
 
 
-def model_upscaler(net, device: str | torch.device = "cpu", bf16: bool = False) -> Upscaler:
-    """A SAVSR network as an upscaler: 7-frame window with reflection at the ends -> centre frame."""
+def model_upscaler(net, device: str | torch.device = "cpu", bf16: bool = False, ensemble: int = 1) -> Upscaler:
+    """A SAVSR network as an upscaler: 7-frame window with reflection at the ends -> centre frame; ``ensemble``
+    > 1 averages that many flipped/transposed copies (``vssavsr.engine.ensemble``)."""
     device = torch.device(device)
     net = net.to(device).eval()
+
+    def call(frames, size, scale, offset, tile):
+        return net(frames, out_size=size)
 
     @torch.inference_mode()
     def run(lr: torch.Tensor, centre: int, size: tuple[int, int], scale) -> torch.Tensor:
         n = lr.shape[0]
         idx = window_indices(centre, n)  # 7 frames, reflected at the sequence ends
         frames = lr[idx][None].to(device)
+        grid_scale = (size[0] / frames.shape[-2], size[1] / frames.shape[-1])  # what the network derives from size
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda"):
-            out = net(frames, out_size=size)
+            out = ensemble_forward(call, frames, size, grid_scale, (0.0, 0.0), ensemble)
         return out[0].float().clamp(0, 1).cpu()
 
     return run
@@ -210,7 +216,9 @@ def _methods(args) -> dict[str, Upscaler]:
         net = load_network(args.checkpoint, args.weights).for_inference(args.device)
         ck = Path(args.checkpoint)
         label = args.label or (ck.name if ck.is_dir() else ck.parent.name if ck.stem in ("last", "ema") or ck.stem.startswith("state-") else ck.stem)
-        methods[label] = model_upscaler(net, args.device, args.bf16)
+        if args.ensemble > 1 and not args.label:
+            label += f" (ensemble {args.ensemble})"
+        methods[label] = model_upscaler(net, args.device, args.bf16, args.ensemble)
     if not methods:
         raise SystemExit("nothing to evaluate")
     return methods
@@ -303,6 +311,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--quantize-lr", action="store_true", help="round LR frames to 8 bits (as a video file holds them)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast on CUDA")
+    ap.add_argument("--ensemble", type=int, choices=SIZES, default=1,
+                    help="average this many flipped/transposed copies of each window (the plugin's ensemble=)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--out", "-o", default=None, help="output folder (default: eval/ beside the checkpoint, or ./eval)")
     ap.add_argument("--title", default=None)

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from vssavsr.engine import tiling, windows
+from vssavsr.engine.ensemble import ensemble_forward
 
 #: Shipped model names and their files under vssavsr/weights/ (best first for the GPU).
 SHIPPED_MODELS = ("savsr", "savsr-s")
@@ -145,11 +146,15 @@ class ModelRunner:
 
     def __call__(self, frames: torch.Tensor, out_size: tuple[int, int], scale: tuple[float, float],
                  offset: tuple[float, float] = (0.0, 0.0), tile: int | tuple[int, int] | None = None,
-                 tile_pad: int | None = None) -> torch.Tensor:
+                 tile_pad: int | None = None, ensemble: int = 1) -> torch.Tensor:
         pad = tiling.DEFAULT_PAD if tile_pad is None else tile_pad
+
+        def tiled(x, size, sc, off, t):
+            return tiling.tiled_forward(self.forward, x, size, sc, off, t, pad)
+
         with self.lock, torch.inference_mode():
             frames = frames.to(self.device, torch.float32, non_blocking=True)
-            return tiling.tiled_forward(self.forward, frames, out_size, scale, offset, tile, pad)
+            return ensemble_forward(tiled, frames, out_size, scale, offset, ensemble, tile)
 
 
 _RUNNERS: dict[tuple, ModelRunner] = {}
@@ -229,6 +234,7 @@ class UpscaleSession:
         batch: int = 1,
         tile: int | tuple[int, int] | None = None,
         tile_pad: int | None = None,
+        ensemble: int = 1,
         window: int = windows.WINDOW,
         device: torch.device | None = None,
         out_cache_size: int | None = None,
@@ -249,6 +255,7 @@ class UpscaleSession:
         self.batch = int(batch)
         self.tile = tile
         self.tile_pad = tile_pad
+        self.ensemble = int(ensemble)
         self.window = int(window)
         self.device = device if device is not None else getattr(runner, "device", torch.device("cpu"))
         self.out_cache_size = out_cache_size or (2 * self.batch + 2)
@@ -360,7 +367,8 @@ class UpscaleSession:
                 chunk = available[start:start + self.batch]
                 chunk_wins = wins[start:start + self.batch]
                 x = torch.stack([torch.stack([inputs[i][0] for i in win]) for win in chunk_wins])
-                y = self.runner(x.clamp_(0.0, 1.0), self.out_size, self.scale, self.offset, self.tile, self.tile_pad)
+                y = self.runner(x.clamp_(0.0, 1.0), self.out_size, self.scale, self.offset, self.tile, self.tile_pad,
+                                self.ensemble)
                 y = y.clamp_(0.0, 1.0).cpu().numpy()
                 self.model_calls += 1
                 self.windows_computed += len(chunk)

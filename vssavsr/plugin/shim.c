@@ -356,7 +356,7 @@ static const char *UPSCALE_ARGS =
     "src_left:float:opt;src_top:float:opt;src_width:float:opt;src_height:float:opt;"
     "checkpoint:data:opt;model:data:opt;device_index:int:opt;fp16:int:opt;"
     "tile:int[]:opt;tile_pad:int:opt;batch:int:opt;"
-    "scene_detect:int:opt;backend:data:opt;";
+    "scene_detect:int:opt;backend:data:opt;ensemble:int:opt;";
 
 static void VS_CC upscaleCreate(const VSMap *in, VSMap *out, void *userData, VSCore *core, const VSAPI *vsapi) {
     (void)userData;

@@ -224,10 +224,12 @@ def upscale(
     batch: int | None = None,
     scene_detect: bool | None = None,
     backend: str | None = None,
+    ensemble: int | None = None,
 ) -> vs.VideoNode:
     """Upscale ``clip`` with SAVSR (see ``core.savsr.Upscale`` in the README for the arguments)."""
     import torch
 
+    from vssavsr.engine import ensemble as self_ensemble
     from vssavsr.engine import runner as engine
     from vssavsr.engine import tiling
     from vssavsr.plugin import frames, native, scenes
@@ -254,6 +256,12 @@ def upscale(
         batch = 4
     if not 1 <= batch <= MAX_BATCH:
         raise _err("batch", f"{batch}: windows per model call must be in 1..{MAX_BATCH}")
+    ensemble = _number("ensemble", ensemble, int)
+    ensemble = 1 if ensemble is None else ensemble
+    try:
+        self_ensemble.check_size(ensemble)
+    except ValueError as exc:
+        raise _err("ensemble", str(exc)) from None
     fp16 = _bool("fp16", fp16)
     scene_detect = _bool("scene_detect", scene_detect)
     device_index = _number("device_index", device_index, int)
@@ -261,7 +269,7 @@ def upscale(
     model = _text("model", model)
 
     backend = _text("backend", backend) or "torch"
-    target = _backend_target(backend, device_index, fp16, tile_hw)
+    target = _backend_target(backend, device_index, fp16, tile_hw, ensemble)
     if target is None:
         try:
             device = engine.resolve_device(device_index)
@@ -324,6 +332,7 @@ def upscale(
         batch=batch,
         tile=tile_hw,
         tile_pad=pad,
+        ensemble=ensemble,
         window=runner.num_frames,
     )
     handle = frames.register(session)
@@ -336,7 +345,7 @@ def upscale(
     return formats.restore_props(out, clip, sar)
 
 
-def _backend_target(backend: str, device_index, fp16, tile_hw):
+def _backend_target(backend: str, device_index, fp16, tile_hw, ensemble: int = 1):
     """None for backend="torch", else the resolved graph backend (vs.Error naming the argument)."""
     from vssavsr.engine import backends
 
@@ -349,6 +358,12 @@ def _backend_target(backend: str, device_index, fp16, tile_hw):
             "tile",
             f"backend={backend!r} runs an exported graph on whole frames, and its frame-wide pooling would see only "
             "the tile, so tiles would not match the whole frame; leave tile unset or use backend='torch' for tiles",
+        )
+    if ensemble != 1:
+        raise _err(
+            "ensemble",
+            f"backend={backend!r} runs an exported graph of one orientation; leave ensemble unset (1) or use "
+            "backend='torch' to average flipped copies",
         )
     try:
         return backends.resolve(backend, device_index, fp16)

@@ -159,9 +159,11 @@ class GraphRunner:
     def run(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _check_call(self, frames, out_size, scale, offset, tile) -> None:
+    def _check_call(self, frames, out_size, scale, offset, tile, ensemble=1) -> None:
         if tile is not None:
             raise EngineError(f"backend={self.backend!r} runs whole frames: tiles need backend='torch'")
+        if ensemble != 1:
+            raise EngineError(f"backend={self.backend!r} runs one graph of one orientation: ensemble needs backend='torch'")
         s = self.spec
         same = (
             tuple(frames.shape[1:]) == (s.num_frames, 3, *s.lr_size)
@@ -174,9 +176,10 @@ class GraphRunner:
                 f"{s.scale}, offset {s.offset}; called with {tuple(frames.shape)} -> {tuple(out_size)}, {scale}, {offset}"
             )
 
-    def __call__(self, frames: torch.Tensor, out_size, scale, offset=(0.0, 0.0), tile=None, tile_pad=None) -> torch.Tensor:
+    def __call__(self, frames: torch.Tensor, out_size, scale, offset=(0.0, 0.0), tile=None, tile_pad=None,
+                 ensemble=1) -> torch.Tensor:
         """(B, T, 3, h, w) in [0, 1] -> (B, 3, H, W) float32, in chunks of the graph's batch."""
-        self._check_call(frames, out_size, scale, offset, tile)
+        self._check_call(frames, out_size, scale, offset, tile, ensemble)
         b, t, c, h, w = frames.shape
         x = frames.reshape(b, t * c, h, w)
         gb = self.spec.batch
