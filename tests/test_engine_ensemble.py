@@ -13,6 +13,8 @@ from vssavsr.engine.ensemble import SIZES, check_size, ensemble_forward
 from vssavsr.model.upsampler import make_hr_grid, sample_lr
 from vssavsr.plugin import native
 
+from tests.vsclips import clip_from_arrays
+
 core = vs.core
 
 
@@ -67,16 +69,7 @@ def test_runner_ensemble_of_two_is_the_mean_of_the_plain_and_the_mirrored_call(t
 
 def test_plugin_ensemble_changes_the_output_a_little_and_keeps_its_size(tiny_checkpoint, real_frames):
     native.ensure_namespace(core)
-    img = real_frames(7, (48, 64))
-    base = core.std.BlankClip(format=vs.RGBS, width=64, height=48, length=7)
-
-    def fill(n, f):
-        fo = f.copy()
-        for p in range(3):
-            np.copyto(np.asarray(fo[p]), img[n][p])
-        return fo
-
-    clip = core.std.ModifyFrame(base, base, fill)
+    clip = clip_from_arrays(real_frames(7, (48, 64)))
     plain = core.savsr.Upscale(clip, 1.5, checkpoint=str(tiny_checkpoint))
     four = core.savsr.Upscale(clip, 1.5, checkpoint=str(tiny_checkpoint), ensemble=4)
     assert (four.width, four.height) == (plain.width, plain.height) == (96, 72)

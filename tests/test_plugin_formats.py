@@ -10,6 +10,8 @@ import vapoursynth as vs
 
 from vssavsr.plugin import formats, native
 
+from tests.vsclips import clip_from_arrays
+
 core = vs.core
 
 
@@ -31,20 +33,6 @@ def skip_checkpoint(tiny_config, tmp_path_factory):
     path = tmp_path_factory.mktemp("skip") / "skip.safetensors"
     save_checkpoint(net, path)
     return str(path)
-
-
-def clip_from_arrays(arrays, fmt=vs.RGBS):
-    """RGBS clip from a list of (3, h, w) float arrays."""
-    h, w = arrays[0].shape[-2:]
-    base = core.std.BlankClip(format=fmt, width=w, height=h, length=len(arrays))
-
-    def put(n, f):
-        fout = f.copy()
-        for p in range(3):
-            np.copyto(np.asarray(fout[p]), arrays[n][p].astype(np.float32))
-        return fout
-
-    return core.std.ModifyFrame(base, base, put)
 
 
 

@@ -17,6 +17,8 @@ from vssavsr.engine import windows
 from vssavsr.plugin import frames as plugin_frames
 from vssavsr.plugin import native
 
+from tests.vsclips import clip_from_arrays
+
 core = vs.core
 
 
@@ -136,17 +138,7 @@ def test_out_of_memory_hint_of_a_graph_backend_sends_tiles_to_backend_torch():
 
 
 def real_clip(real_frames, n=8, h=48, w=64, fmt=vs.YUV420P8):
-    arrays = real_frames(n, (h, w))
-    base = core.std.BlankClip(format=vs.RGBS, width=w, height=h, length=n)
-
-    def put(n, f):
-        fout = f.copy()
-        for p in range(3):
-            np.copyto(np.asarray(fout[p]), arrays[n][p])
-        return fout
-
-    rgb = core.std.ModifyFrame(base, base, put)
-    rgb = core.std.SetFrameProps(rgb, _Matrix=0)
+    rgb = core.std.SetFrameProps(clip_from_arrays(real_frames(n, (h, w))), _Matrix=0)
     if fmt == vs.RGBS:
         return rgb
     return core.resize.Bicubic(rgb, format=fmt, matrix=1)

@@ -22,6 +22,8 @@ from vssavsr.model import SAVSR
 from vssavsr.model import official
 from vssavsr.plugin import native
 
+from tests.vsclips import clip_from_arrays
+
 core = vs.core
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 TOLERANCE = 1e-5
@@ -36,17 +38,7 @@ def _namespace():
 
 def clip_of(window: torch.Tensor) -> vs.VideoNode:
     """An RGBS clip whose frame t is window[t] (3, h, w)."""
-    t, _, h, w = window.shape
-    arrays = window.numpy().astype(np.float32)
-    base = core.std.BlankClip(format=vs.RGBS, width=w, height=h, length=t)
-
-    def put(n, f):
-        fout = f.copy()
-        for p in range(3):
-            np.copyto(np.asarray(fout[p]), arrays[n, p])
-        return fout
-
-    return core.std.ModifyFrame(base, base, put)
+    return clip_from_arrays(window.numpy())
 
 
 def frame_of(clip: vs.VideoNode, n: int) -> torch.Tensor:
