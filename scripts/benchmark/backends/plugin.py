@@ -39,7 +39,7 @@ class NullRunner:
         self.net, self.device, self.fp16 = real.net, real.device, real.fp16
         self.num_frames, self.lock = real.num_frames, real.lock
 
-    def __call__(self, frames, out_size, scale, offset=(0.0, 0.0), tile=None, tile_pad=None):
+    def __call__(self, frames, out_size, scale, offset=(0.0, 0.0), tile=None, tile_pad=None, ensemble=1):
         with self.lock, torch.inference_mode():
             frames = frames.to(self.device, torch.float32, non_blocking=True)
             centre = frames[:, frames.shape[1] // 2, :, :1, :1]
