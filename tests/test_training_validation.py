@@ -95,10 +95,27 @@ def test_grow_into_adds_identity_rcabs(tiny_config):
     x = torch.rand(2, 7, 3, 12, 14)
     with torch.no_grad():
         assert torch.equal(big(x, scale=2.5), small(x, scale=2.5))
-    with pytest.raises(ValueError, match="channels"):
-        grow_into(SAVSR(dataclasses.replace(tiny_config, channels=12, rcab_per_group=3)), small)
+    with pytest.raises(ValueError, match="num_kernels"):
+        grow_into(SAVSR(dataclasses.replace(tiny_config, num_kernels=3, rcab_per_group=3)), small)
     with pytest.raises(ValueError, match="can only grow"):
         grow_into(small, big)
+
+
+def test_grow_into_widens_the_trunk(tiny_config):
+    torch.manual_seed(2)
+    small = SAVSR(tiny_config).eval()
+    wide = SAVSR(dataclasses.replace(tiny_config, channels=12)).eval()
+    grown = grow_into(wide, small)
+    assert "tail.weight" in grown and "upsampler.local_filter.predict.weight" in grown
+    x = torch.rand(2, 7, 3, 12, 14)
+    with torch.no_grad():
+        assert torch.allclose(wide(x, scale=(1.5, 3.2)), small(x, scale=(1.5, 3.2)), atol=1e-5)
+    # The added channels compute from the start: every weight reading them gets a gradient.
+    loss = wide.train()(x, scale=2.0).square().mean()
+    loss.backward()
+    assert wide.tail.weight.grad[:, tiny_config.channels :].abs().sum() > 0
+    with pytest.raises(ValueError, match="channels can only grow"):
+        grow_into(small, wide)
 
 
 def test_grow_into_widens_the_expert_bottleneck(tiny_config):
