@@ -76,12 +76,6 @@ def export_padded(net, lr, out, scale, path: Path, padded: tuple[int, int]) -> P
     return path
 
 
-def planes(frame):
-    import numpy as np
-
-    return np.stack([np.asarray(frame[p]) for p in range(3)])
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -100,6 +94,7 @@ def main(argv=None) -> int:
     from vssavsr.engine.backends import cached_graph_path, GraphSpec
     from vssavsr.model import load_checkpoint
     from vssavsr.plugin import native
+    from vssavsr.plugin.arrays import frame_array
 
     torch.set_num_threads(args.threads)
     core = vs.core
@@ -168,7 +163,7 @@ def main(argv=None) -> int:
         for name, node in routes.items():
             t = time.perf_counter()
             for n in range(first, first + args.frames):
-                outputs[name][n] = planes(node.get_frame(n))
+                outputs[name][n] = frame_array(node.get_frame(n))
             times[name].append((time.perf_counter() - t) / args.frames)
     result = {"threads": args.threads, "rounds": args.rounds, "frames_per_round": args.frames,
               "input": f"{w}x{h}", "load_before": load_before, "notes": notes, "routes": {}}

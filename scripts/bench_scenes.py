@@ -21,6 +21,7 @@ import vapoursynth as vs
 
 import vssavsr
 from vssavsr.plugin import scenes
+from vssavsr.plugin.arrays import clip_from_arrays
 
 core = vs.core
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,17 +43,8 @@ FOLDERS = [("ntia_aspen", DATA / "train" / "ntia_aspen")] + [
 def folder_clip(folder: Path) -> vs.VideoNode:
     from PIL import Image
 
-    images = [np.asarray(Image.open(f).convert("RGB")) for f in sorted(folder.glob("*.png"))]
-    h, w = images[0].shape[:2]
-    base = core.std.BlankClip(format=vs.RGB24, width=w, height=h, length=len(images))
-
-    def put(n, f):
-        fout = f.copy()
-        for p in range(3):
-            np.copyto(np.asarray(fout[p]), images[n][..., p])
-        return fout
-
-    rgb = core.std.ModifyFrame(base, base, put)
+    images = [np.asarray(Image.open(f).convert("RGB")).transpose(2, 0, 1) for f in sorted(folder.glob("*.png"))]
+    rgb = clip_from_arrays(images, format=vs.RGB24)
     return core.resize.Bicubic(rgb, format=vs.YUV420P8, matrix_s="709")
 
 

@@ -20,6 +20,7 @@ import vapoursynth as vs
 import vssavsr
 from vssavsr.engine import runner as eng
 from vssavsr.plugin import native
+from vssavsr.plugin.arrays import clip_arrays
 
 pytest.importorskip("onnxruntime", reason="the ORT backend tests need onnxruntime (pip install -e '.[onnx]')")
 pytest.importorskip("onnxscript", reason="ONNX export needs onnxscript (pip install -e '.[onnx]')")
@@ -57,17 +58,13 @@ def real_clip():
     return clip[:CUT] + core.std.SetFrameProps(clip[CUT], _SceneChangePrev=1) + clip[CUT + 1:]
 
 
-def planes(clip) -> np.ndarray:
-    return np.stack([np.stack([np.asarray(f[p]) for p in range(3)]) for f in clip.frames()])
-
-
 SCALES = {"symmetric x2": dict(sx=2.0), "asymmetric x1.5/x2.5": dict(sx=2.5, sy=1.5)}
 
 
 @pytest.mark.parametrize("scale", SCALES.values(), ids=SCALES.keys())
 def test_ort_matches_torch_on_real_frames(real_clip, tiny_checkpoint, scale):
-    ref = planes(vssavsr.upscale(real_clip, **scale, checkpoint=tiny_checkpoint, device_index=-1))
-    got = planes(vssavsr.upscale(real_clip, **scale, checkpoint=tiny_checkpoint, backend="ort"))
+    ref = clip_arrays(vssavsr.upscale(real_clip, **scale, checkpoint=tiny_checkpoint, device_index=-1))
+    got = clip_arrays(vssavsr.upscale(real_clip, **scale, checkpoint=tiny_checkpoint, backend="ort"))
     assert got.shape == ref.shape == (LENGTH, 3, round(32 * scale.get("sy", scale["sx"])), round(40 * scale["sx"]))
     diff = np.abs(got - ref).max()
     assert diff <= 1 / 255, diff
@@ -76,8 +73,8 @@ def test_ort_matches_torch_on_real_frames(real_clip, tiny_checkpoint, scale):
 
 def test_ov_matches_torch_on_real_frames(real_clip, tiny_checkpoint):
     pytest.importorskip("openvino", reason="backend='ov' needs openvino (pip install openvino)")
-    ref = planes(vssavsr.upscale(real_clip, sx=2, checkpoint=tiny_checkpoint, device_index=-1))
-    got = planes(vssavsr.upscale(real_clip, sx=2, checkpoint=tiny_checkpoint, backend="ov"))
+    ref = clip_arrays(vssavsr.upscale(real_clip, sx=2, checkpoint=tiny_checkpoint, device_index=-1))
+    got = clip_arrays(vssavsr.upscale(real_clip, sx=2, checkpoint=tiny_checkpoint, backend="ov"))
     assert np.abs(got - ref).max() < 1e-4
 
 
@@ -199,8 +196,8 @@ def test_fp16_graph_agrees_with_the_fp32_network(tmp_path, tiny_checkpoint):
 
 @pytest.mark.slow
 def test_shipped_model_ort_matches_torch_on_real_frames(real_clip):
-    ref = planes(vssavsr.upscale(real_clip, sx=2.5, sy=1.5, model="savsr-s", device_index=-1))
-    got = planes(vssavsr.upscale(real_clip, sx=2.5, sy=1.5, model="savsr-s", backend="ort"))
+    ref = clip_arrays(vssavsr.upscale(real_clip, sx=2.5, sy=1.5, model="savsr-s", device_index=-1))
+    got = clip_arrays(vssavsr.upscale(real_clip, sx=2.5, sy=1.5, model="savsr-s", backend="ort"))
     assert np.abs(got - ref).max() <= 1 / 255
 
 

@@ -10,7 +10,7 @@ import vapoursynth as vs
 
 from vssavsr.plugin import formats, native
 
-from tests.vsclips import clip_from_arrays
+from vssavsr.plugin.arrays import clip_from_arrays
 
 core = vs.core
 

@@ -17,7 +17,7 @@ from vssavsr.engine import windows
 from vssavsr.plugin import frames as plugin_frames
 from vssavsr.plugin import native
 
-from tests.vsclips import clip_from_arrays
+from vssavsr.plugin.arrays import clip_from_arrays
 
 core = vs.core
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import vapoursynth as vs
@@ -22,7 +21,7 @@ from vssavsr.model import SAVSR
 from vssavsr.model import official
 from vssavsr.plugin import native
 
-from tests.vsclips import clip_from_arrays
+from vssavsr.plugin.arrays import clip_from_arrays, frame_array
 
 core = vs.core
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
@@ -42,8 +41,7 @@ def clip_of(window: torch.Tensor) -> vs.VideoNode:
 
 
 def frame_of(clip: vs.VideoNode, n: int) -> torch.Tensor:
-    f = clip.get_frame(n)
-    return torch.from_numpy(np.stack([np.asarray(f[p]) for p in range(3)]).astype(np.float32))
+    return torch.from_numpy(frame_array(clip.get_frame(n)))
 
 
 def test_pth_checkpoint_through_the_filter_equals_the_model(tiny_config, tmp_path):

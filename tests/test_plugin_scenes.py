@@ -15,6 +15,7 @@ from vssavsr.engine import runner as eng
 from vssavsr.engine import windows
 from vssavsr.engine.scenes import cuts_from_thumbnails
 from vssavsr.plugin import native, scenes
+from vssavsr.plugin.arrays import clip_from_arrays
 
 core = vs.core
 
@@ -90,22 +91,12 @@ def test_finds_the_cut_in_city_night(shared_data):
 def _frames_clip(folder, width=480):
     from PIL import Image
 
-    files = sorted(folder.glob("*.png"))
     images = []
-    for f in files:
+    for f in sorted(folder.glob("*.png")):
         im = Image.open(f).convert("RGB")
         im = im.resize((width, round(im.height * width / im.width)), Image.BICUBIC)
-        images.append(np.asarray(im))
-    h, w = images[0].shape[:2]
-    base = core.std.BlankClip(format=vs.RGB24, width=w, height=h, length=len(images))
-
-    def put(n, f):
-        fout = f.copy()
-        for p in range(3):
-            np.copyto(np.asarray(fout[p]), images[n][..., p])
-        return fout
-
-    return core.std.ModifyFrame(base, base, put)
+        images.append(np.asarray(im).transpose(2, 0, 1))
+    return clip_from_arrays(images, format=vs.RGB24)
 
 
 def test_no_false_cuts_on_real_footage_without_cuts(shared_data):
@@ -151,17 +142,11 @@ def probe(monkeypatch):
 
 def two_shots(n=16, cut=9, w=32, h=24):
     """RGBS frames numbered in pixel (0, 0) (i / 100); the picture changes completely at ``cut``; no props."""
-    base = core.std.BlankClip(format=vs.RGBS, width=w, height=h, length=n)
-
-    def paint(n, f):
-        fout = f.copy()
-        for p in range(3):
-            plane = np.asarray(fout[p])
-            plane[...] = (0.15 if n < cut else 0.85) + 0.002 * n
-            plane[0, 0] = n / 100
-        return fout
-
-    return core.std.ModifyFrame(base, base, paint)
+    frames = np.empty((n, 3, h, w), dtype=np.float32)
+    for i in range(n):
+        frames[i] = (0.15 if i < cut else 0.85) + 0.002 * i
+        frames[i, :, 0, 0] = i / 100
+    return clip_from_arrays(frames)
 
 
 def window_of(frame):

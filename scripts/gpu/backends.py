@@ -172,20 +172,13 @@ def plugin_step(frames: int, cache: Path) -> dict:
     from vssavsr.engine import runner as engine
     from vssavsr.engine.windows import window_indices
     from vssavsr.plugin import native
+    from vssavsr.plugin.arrays import clip_from_arrays, frame_array
 
     core = vs.core
     native.ensure_namespace(core)
     h, w, n = 540, 960, frames + 4
     src_np = synth_windows(1, h, w)[0].cpu().numpy()  # 7 frames; the clip cycles through them
-    clip = core.std.BlankClip(format=vs.RGBS, width=w, height=h, length=n)
-
-    def fill(n, f):  # ModifyFrame passes these by name
-        out = f.copy()
-        for p in range(3):
-            np.copyto(np.asarray(out[p]), src_np[n % 7, p])
-        return out
-
-    clip = core.std.ModifyFrame(clip, clip, fill)
+    clip = clip_from_arrays([src_np[i % 7] for i in range(n)])
     res: dict = {"case": f"{w}x{h} -> x2, savsr-s, {frames} frames after 4 warm-up"}
     runner = engine.get_runner(engine.shipped_checkpoint("savsr-s"), torch.device("cuda", 0), True)
     for backend in ("torch", "trt"):
@@ -201,7 +194,7 @@ def plugin_step(frames: int, cache: Path) -> dict:
         for i in range(4, n):
             f = up.get_frame(i)
             if i == 6:
-                outs[i] = np.stack([np.asarray(f[p]) for p in range(3)]).copy()
+                outs[i] = frame_array(f)
         dt = (time.perf_counter() - t) / frames
         win = window_indices(6, n)
         x = torch.from_numpy(np.stack([src_np[j % 7] for j in win])).unsqueeze(0).cuda()

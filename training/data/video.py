@@ -1,7 +1,7 @@
 """Decode a video file once into 8-bit RGB frames, through VapourSynth and ``vapoursynth-bestsource``.
 
-``pip install vapoursynth-bestsource`` puts ``core.bs`` in VapourSynth's plugin folder. Without it (or
-without VapourSynth), ``ffmpeg`` on the PATH is used instead.
+``pip install vapoursynth-bestsource`` puts ``core.bs`` in VapourSynth's plugin folder. Without it, ``ffmpeg`` on
+the PATH is used instead.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import tempfile
 
 import numpy as np
 import torch
+import vapoursynth as vs
 
 from training.data.frames import shrink
+from vssavsr.plugin.arrays import frame_array
 
 
 def _matrix_for(props, height: int) -> str:
@@ -32,8 +34,6 @@ def read_video_vs(
 
     ``downscale`` > 1 shrinks the frames in the same resize call (bicubic b=0, c=0.5: the Catmull-Rom kernel,
     area-scaled when shrinking like an antialiased resize)."""
-    import vapoursynth as vs  # optional: read_video falls back to ffmpeg without it
-
     core = vs.core
     if not hasattr(core, "bs"):
         raise RuntimeError("VapourSynth has no 'bs' namespace: pip install vapoursynth-bestsource")
@@ -60,8 +60,7 @@ def read_video_vs(
     frames = np.empty((clip.num_frames, 3, clip.height, clip.width), dtype=np.uint8)
     cuts: list[int] = []
     for n, f in enumerate(clip.frames()):
-        for p in range(3):
-            frames[n, p] = np.asarray(f[p])
+        frames[n] = frame_array(f)
         if n > 0 and int(f.props.get("_SceneChangePrev", 0)):
             cuts.append(n)
     return torch.from_numpy(frames), cuts

@@ -104,6 +104,7 @@ def run(job: dict, spec: ModeSpec, case: Case, device, frames_np) -> dict:
         return {"skipped": f"VapourSynth is not installed ({type(exc).__name__}: {exc})"}
     import vssavsr
     from vssavsr.plugin import native
+    from vssavsr.plugin.arrays import clip_from_arrays, frame_array
 
     core = vs.core
     try:
@@ -112,16 +113,8 @@ def run(job: dict, spec: ModeSpec, case: Case, device, frames_np) -> dict:
     except vs.Error as exc:  # no native plugin built (e.g. a wheel carried to a GPU machine): the same Python path
         upscale, how = vssavsr.upscale, f"vssavsr.upscale (core.savsr not available: {exc})"
 
-    length, _, h, w = frames_np.shape
-    blank = core.std.BlankClip(width=w, height=h, format=vs.RGBS, length=length, fpsnum=24, fpsden=1)
-
-    def fill(n, f):
-        fo = f.copy()
-        for p in range(3):
-            np.asarray(fo[p])[:] = frames_np[n, p]
-        return fo
-
-    src = core.std.ModifyFrame(blank, blank, fill)
+    length = len(frames_np)
+    src = clip_from_arrays(frames_np)
     if spec.null_model:
         install_null_runner()
     kwargs = dict(
@@ -140,7 +133,7 @@ def run(job: dict, spec: ModeSpec, case: Case, device, frames_np) -> dict:
 
     # Cost of the source alone (a decoder would have one too), on a separate node of the same
     # kind (so that nothing is cached for the timed run), after one frame of warm-up.
-    probe = core.std.ModifyFrame(blank, blank, fill)
+    probe = clip_from_arrays(frames_np)
     probe.get_frame(0).close()
     t = time.perf_counter()
     pull_frames(probe[1:])
@@ -162,6 +155,6 @@ def run(job: dict, spec: ModeSpec, case: Case, device, frames_np) -> dict:
     out["frames_timed"] = case.frames
     if job.get("save_ref"):
         f = up.get_frame(first)
-        np.save(job["save_ref"], np.stack([np.asarray(f[p]) for p in range(3)]).astype(np.float32))
+        np.save(job["save_ref"], frame_array(f).astype(np.float32))
         f.close()
     return out
