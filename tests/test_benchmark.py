@@ -105,6 +105,18 @@ def test_tiny_end_to_end_json(tmp_path, tiny_config, bench):
     assert case["agreement"]["raw_vs_naive_255"] <= 0.05  # both fp32 on the CPU
 
 
+def test_ensemble_modes_report_their_cost_against_the_engine(tmp_path, tiny_config, bench):
+    ckpt = bench.cases.make_random_checkpoint(tiny_config, tmp_path / "tiny.safetensors")
+    out = tmp_path / "bench.json"
+    _run(["--device", "cpu", "--cases", "20x16x2:b2:n2", "--checkpoint", str(ckpt), "--rounds", "1",
+          "--modes", "engine,engine-ens2,engine-ens8", "--json", str(out)], timeout=240)
+    (case,) = json.loads(out.read_text())["cases"]
+    for name in ("engine", "engine-ens2", "engine-ens8"):
+        _check_mode(case["modes"][name], name)
+    assert case["configs"]["engine-ens8"] == "engine, ensemble=8"
+    assert case["ratios"]["ens2_over_engine"] > 0 and case["ratios"]["ens8_over_engine"] > 0
+
+
 @pytest.mark.slow
 def test_quick_runs_and_writes_json(tmp_path):
     """``--quick`` (the documented CPU command) finishes in time and writes every field."""

@@ -40,7 +40,8 @@ class ModeSpec:
 
     def describe(self) -> str:
         if self.kind != "model":
-            return self.kind + (" with a no-op model (host/VapourSynth overhead only)" if self.null_model else "")
+            settings = "".join(f", {k}={v}" for k, v in self.options.items())
+            return self.kind + (" with a no-op model (host/VapourSynth overhead only)" if self.null_model else settings)
         bits = ["reference" if self.reference else ("fused" if self.fuse else "unfused"), self.precision]
         if self.precision != "fp32":
             bits.append(self.cast)

@@ -123,6 +123,9 @@ def print_case_table(result: dict) -> None:
         if r.get(f"engine_over_{b}") is not None:
             print(f"backend {b}: {r[f'engine_over_{b}']:.2f}x the engine's speed, max |{b} - engine| = "
                   f"{fmt(a.get(f'{b}_vs_engine_255'), '.2g')}/255")
+    ensembles = [k for k in r if k.startswith("ens") and r[k] is not None]
+    if ensembles:
+        print("ensemble time / engine time: " + "   ".join(f"{k.split('_')[0][3:]} copies {r[k]:.2f}x" for k in ensembles))
     print("peak MiB: " + ("torch.cuda.max_memory_allocated" if any(m.get("peak_mem_kind", "").startswith("torch") for m in result["modes"].values())
                           else "process peak RSS during the timed frames") + "; +RSS MiB: peak RSS above the RSS before timing")
     if result.get("est_peak_mib") is not None:
@@ -176,6 +179,8 @@ def ratios(agg: dict, modes: dict) -> dict[str, float | None]:
         if over("engine", b) is not None:
             out[f"engine_over_{b}"] = over("engine", b)  # > 1: the backend is faster than PyTorch
     for label in modes:
+        if label.startswith("engine-ens") and over(label, "engine") is not None:
+            out[f"{label.removeprefix('engine-')}_over_engine"] = over(label, "engine")  # ideal: the copy count
         if label.startswith("lever:") and over(label, "raw") is not None:
             agg[label]["time_over_raw"] = over(label, "raw")  # > 1: this variant is slower than raw
     return out
