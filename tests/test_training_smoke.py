@@ -255,18 +255,21 @@ def test_optional_and_free_form_overrides_are_accepted():
     assert cfg["data"]["sources"][0]["zoom"] == [2, 4] and cfg["train"]["eval"]["data"] == "/tmp/vid4"
 
 
-def test_init_grow_starts_a_deeper_model_from_the_init_weights(smoke_cfg, smoke_run, tmp_path):
+def test_init_grow_starts_a_deeper_wider_model_from_the_init_weights(smoke_cfg, smoke_run, tmp_path, capsys):
     from training.config import apply_overrides
     from training.export import export_state
     from training.state import network_from_state
 
     out, _ = smoke_run
     init = export_state(out / "last.pt", tmp_path / "small.safetensors")
-    cfg = apply_overrides(smoke_cfg, ["train.iterations=1", "init_grow=true", "model.overrides.rcab_per_group=2"])
+    cfg = apply_overrides(smoke_cfg, ["train.iterations=1", "init_grow=true", "model.overrides.rcab_per_group=2",
+                                      "model.overrides.channels=12"])
     res = train(cfg, tmp_path / "grown", init=init, progress=False)
     assert res["iteration"] == 1
     net = network_from_state(tmp_path / "grown" / "last.pt", weights="raw")
-    assert net.config.rcab_per_group == 2 and net.config.channels == 8
+    assert net.config.rcab_per_group == 2 and net.config.channels == 12
+    (line,) = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("grown from the init weights")]
+    assert "tensors in all" in line and len(line) < 400  # a summary, never every parameter's name
 
 
 def test_feature_distillation_loss_and_gradients(tiny_config):

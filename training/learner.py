@@ -125,7 +125,9 @@ class Learner:
         self.world = world
         self.net = build_network(cfg.get("model"))
         if init_net is not None and cfg.get("init_grow"):
-            print(f"grown from the init weights: {', '.join(grow_into(self.net, init_net))}", file=sys.stderr)
+            grown = grow_into(self.net, init_net)
+            more = f", ... ({len(grown)} tensors in all)" if len(grown) > 4 else ""
+            print(f"grown from the init weights: {', '.join(grown[:4])}{more}", file=sys.stderr)
         elif init_net is not None:
             self.net.load_state_dict(init_net.state_dict())
         self.net.to(device).train()
