@@ -182,16 +182,21 @@ def plot(rows: list[dict], out: str | Path) -> Path:
     return out
 
 
+def _line_points(rows: list[dict], scale: str, data: str, runs: Sequence[str]) -> list[tuple[float, float]]:
+    """(hours, PSNR) of every evaluation of ``runs`` (all runs if empty) at ``scale`` on ``data``."""
+    return [
+        (float(r["hours"]), float(r["psnr"]))
+        for r in rows
+        if r["run"] and r["scale"] == scale and r["data"] == data and (not runs or r["run"] in runs)
+    ]
+
+
 def slope(rows: list[dict], scale: str = "x4", data: str = "vid4", runs: Sequence[str] = ()) -> tuple[float, float]:
     """(dB per hour, dB at hour 0) of the least-squares line through the evaluations of ``runs`` (all if empty).
 
     Unlike ``gain`` this uses every point as measured, side branches included if named, so a line of stages
     whose best score stalls while single stages scatter reads as the flat trend it is."""
-    pts = [
-        (float(r["hours"]), float(r["psnr"]))
-        for r in rows
-        if r["run"] and r["scale"] == scale and r["data"] == data and (not runs or r["run"] in runs)
-    ]
+    pts = _line_points(rows, scale, data, runs)
     if len({h for h, _ in pts}) < 2:
         raise SystemExit(f"need evaluations at two training times at {scale} on {data} to fit a slope, have {len(pts)}")
     per_hour, at_zero = np.polyfit([h for h, _ in pts], [p for _, p in pts], 1)
@@ -201,8 +206,7 @@ def slope(rows: list[dict], scale: str = "x4", data: str = "vid4", runs: Sequenc
 def hours_to_reach(rows: list[dict], target: float, scale: str, data: str, runs: Sequence[str] = ()) -> float:
     """Hours beyond the last fitted evaluation at which the fitted line reaches ``target`` (inf if it never does)."""
     per_hour, at_zero = slope(rows, scale, data, runs)
-    last = max(float(r["hours"]) for r in rows
-               if r["run"] and r["scale"] == scale and r["data"] == data and (not runs or r["run"] in runs))
+    last = max(h for h, _ in _line_points(rows, scale, data, runs))
     return (target - at_zero) / per_hour - last if per_hour > 0 else float("inf")
 
 
